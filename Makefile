@@ -1,0 +1,85 @@
+# lanefs build. `make test` and `make demo` install missing Debian packages
+# themselves (via `make deps`), so each is the one command a new user runs.
+
+CC      ?= cc
+PKGS    := fuse3 liburing sqlite3 openssl libattr inih libcjson
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+BUILD   ?= build
+
+# Debian packages the build, the tests, the demo and the benchmark need.
+DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 liburing-dev \
+            libsqlite3-dev libssl-dev libattr1-dev attr libcriterion-dev \
+            libinih-dev libcjson-dev fuse-overlayfs mergerfs util-linux psmisc
+
+FS_SRC    := $(wildcard fs/*.c)
+TOOLS_SRC := $(wildcard tools/*.c)
+LIB_OBJ   := $(FS_SRC:%.c=$(BUILD)/%.o)
+TOOLS_OBJ := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(wildcard tests/unit/*.c)
+INTEG_SRC := $(wildcard tests/integration/*.c)
+
+LANEFS    := $(BUILD)/lanefs
+UNIT_BIN  := $(BUILD)/test_unit
+INTEG_BIN := $(BUILD)/test_integration
+
+.PHONY: all deps test unit integration demo asan bench clean
+
+all: $(LANEFS)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
+	    || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LANEFS): $(LIB_OBJ) $(TOOLS_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT_BIN): $(LIB_OBJ) $(UNIT_SRC:%.c=$(BUILD)/%.o)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/%.o)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+unit: $(UNIT_BIN)
+	$(UNIT_BIN) --jobs 2
+
+integration: $(LANEFS) $(INTEG_BIN)
+	LANEFS=$(abspath $(LANEFS)) tests/run-integration.sh $(INTEG_BIN)
+
+test: deps
+	$(MAKE) all $(UNIT_BIN) $(INTEG_BIN)
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps
+	$(MAKE) all
+	LANEFS=$(abspath $(LANEFS)) scripts/demo.sh
+
+bench: deps
+	$(MAKE) all
+	LANEFS=$(abspath $(LANEFS)) tests/bench/bench.sh
+
+# AddressSanitizer + UBSan build of everything, then the whole test suite.
+asan: deps
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" all build-asan/test_unit build-asan/test_integration
+	ASAN_OPTIONS=detect_leaks=1 build-asan/test_unit --jobs 2
+	ASAN_OPTIONS=detect_leaks=0 LANEFS=$(abspath build-asan/lanefs) tests/run-integration.sh build-asan/test_integration
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
