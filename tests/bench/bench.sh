@@ -61,11 +61,17 @@ die() { log "bench: $*"; exit 1; }
 
 # --- cleanup -----------------------------------------------------------------
 
+# Looks the mount up in the kernel's table instead of touching the path, which
+# could block on a FUSE daemon that no longer answers.
+is_mounted() {
+    awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
+}
+
 # Unmounts one mount point; a FUSE daemon that does not answer in time gets a
 # lazy unmount so the benchmark never hangs on it.
 unmount_one() {
     local sys=$1 mnt=$2
-    mountpoint -q "$mnt" || return 0
+    is_mounted "$mnt" || return 0
     case $sys in
         lanefs) timeout "$MOUNT_TIMEOUT" "$LANEFS" umount "$mnt" >/dev/null 2>&1 ||
                     umount -l "$mnt" 2>/dev/null || true ;;
@@ -198,7 +204,7 @@ mount_view() {
                 die "fuse-overlayfs mount $tag failed: $(tail -n 3 "$WORK/fuse-overlayfs.log")"
             ;;
     esac
-    mountpoint -q "$mnt" || die "$sys view $tag is not mounted at $mnt"
+    is_mounted "$mnt" || die "$sys view $tag is not mounted at $mnt"
     VIEW=$mnt
 }
 
@@ -212,7 +218,7 @@ umount_view() {
         fuse-overlayfs) mnt=$MNT_ROOT/fo-$tag ;;
     esac
     unmount_one "$sys" "$mnt"
-    mountpoint -q "$mnt" && die "$sys view $tag did not unmount"
+    is_mounted "$mnt" && die "$sys view $tag did not unmount"
     for i in "${!MOUNTED[@]}"; do
         [[ ${MOUNTED[$i]} == "$sys $mnt" ]] && unset 'MOUNTED[i]'
     done
@@ -394,7 +400,8 @@ main() {
     trap on_signal INT TERM
 
     mkdir -p "$BENCH_TMPDIR"
-    WORK=$(mktemp -d "$BENCH_TMPDIR/lanefs-bench.XXXXXX")
+    # Physical path: mount points are compared with the kernel's table.
+    WORK=$(cd "$(mktemp -d "$BENCH_TMPDIR/lanefs-bench.XXXXXX")" && pwd -P)
     LOWER=$WORK/lower STATE=$WORK/state MNT_ROOT=$WORK/mnt FO_ROOT=$WORK/fo
     mkdir -p "$LOWER" "$MNT_ROOT" "$FO_ROOT"
     if [[ $(df -T "$WORK" | awk 'NR == 2 { print $2 }') == tmpfs ]]; then
