@@ -1,0 +1,287 @@
+/* cli.c - helpers shared by the lanefs subcommands. */
+#include "tools/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void cli_err(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("lanefs: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_usage_err(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("lanefs: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'lanefs %s -h')\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+    char what[64];
+    const char *word = argv[optind - 1];
+
+    /* Long-only options use values above 255, so this is "--flag=x". */
+    if (c == '?' && optopt >= 256)
+        return cli_usage_err(cmd, "option '%.*s' takes no value",
+                             (int)strcspn(word, "="), word);
+    /* Letters are named from optopt: inside a cluster ("-fx") optind may not
+     * have moved past the word yet. Long options (optopt 0 when unknown) are
+     * named from the word getopt just consumed, without any "=value". */
+    if (optopt > 0 && optopt < 256)
+        snprintf(what, sizeof(what), "-%c", optopt);
+    else
+        snprintf(what, sizeof(what), "%.*s", (int)strcspn(word, "="), word);
+    if (c == ':')
+        return cli_usage_err(cmd, "option '%s' needs a value", what);
+    return cli_usage_err(cmd, "unknown option '%s' for %s", what, cmd);
+}
+
+bool cli_path_within(const char *path, const char *dir)
+{
+    /* Walk both paths component by component. */
+    const char *p = path, *d = dir;
+    for (;;) {
+        while (*d == '/')
+            d++;
+        while (*p == '/')
+            p++;
+        if (!*d)
+            return true;        /* every component of dir matched */
+        size_t dn = strcspn(d, "/"), pn = strcspn(p, "/");
+        if (dn != pn || memcmp(d, p, dn) != 0)
+            return false;
+        d += dn;
+        p += pn;
+    }
+}
+
+/* Splits off the last component of path: *dir gets a new string (at least
+ * "/" or "."), *base points into path. Trailing slashes are ignored. */
+static int cli_split_last(const char *path, char **dir, const char **base,
+                          size_t *base_len)
+{
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    size_t start = len;
+    while (start > 0 && path[start - 1] != '/')
+        start--;
+    *base = path + start;
+    *base_len = len - start;
+    size_t dlen = start;
+    while (dlen > 1 && path[dlen - 1] == '/')
+        dlen--;
+    *dir = dlen ? strndup(path, dlen) : strdup(".");
+    return *dir ? 0 : -ENOMEM;
+}
+
+static int cli_join(const char *dir, const char *base, size_t base_len,
+                    char **out)
+{
+    const char *sep = strcmp(dir, "/") == 0 ? "" : "/";
+    if (asprintf(out, "%s%s%.*s", dir, sep, (int)base_len, base) < 0) {
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int cli_canon_lenient(const char *path, char **out)
+{
+    char *dir = NULL, *rdir = NULL;
+    const char *base;
+    size_t base_len;
+    int rc;
+
+    *out = realpath(path, NULL);
+    if (*out)
+        return 0;
+    rc = -errno;
+    if (rc == -ENOENT || rc == -ENOTDIR || rc == -ENOMEM)
+        return rc;
+    if (cli_split_last(path, &dir, &base, &base_len) < 0)
+        return -ENOMEM;
+    if (base_len == 0 || (base_len == 1 && base[0] == '.') ||
+        (base_len == 2 && base[0] == '.' && base[1] == '.'))
+        goto out;
+    rdir = realpath(dir, NULL);
+    if (!rdir)
+        goto out;
+    rc = cli_join(rdir, base, base_len, out);
+out:
+    free(dir);
+    free(rdir);
+    return rc;
+}
+
+int cli_canon_missing(const char *path, char **out)
+{
+    char *cur = NULL, *tail = NULL, *next = NULL, *dir = NULL;
+    const char *base;
+    size_t base_len;
+    int rc;
+
+    *out = NULL;
+    if (!*path)
+        return -ENOENT;
+    cur = strdup(path);
+    tail = strdup("");
+    if (!cur || !tail) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* Strip components until what is left exists; remember them in tail. */
+    while (!(*out = realpath(cur, NULL))) {
+        if (errno != ENOENT) {
+            rc = -errno;
+            goto out;
+        }
+        if (cli_split_last(cur, &dir, &base, &base_len) < 0) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (base_len == 2 && base[0] == '.' && base[1] == '.') {
+            rc = -EINVAL;       /* ".." over a missing directory */
+            goto out;
+        }
+        if (!(base_len == 1 && base[0] == '.')) {
+            if (asprintf(&next, "/%.*s%s", (int)base_len, base, tail) < 0) {
+                next = NULL;
+                rc = -ENOMEM;
+                goto out;
+            }
+            free(tail);
+            tail = next;
+            next = NULL;
+        }
+        free(cur);
+        cur = dir;
+        dir = NULL;
+    }
+    if (*tail) {
+        char *res;
+        const char *head = strcmp(*out, "/") == 0 ? "" : *out;
+        if (asprintf(&res, "%s%s", head, tail) < 0) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        free(*out);
+        *out = res;
+    }
+    rc = 0;
+out:
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    free(cur);
+    free(tail);
+    free(dir);
+    return rc;
+}
+
+int cli_mkdir_p(const char *dir, mode_t mode)
+{
+    char *buf = strdup(dir);
+    struct stat st;
+    int rc = 0;
+
+    if (!buf)
+        return -ENOMEM;
+    size_t len = strlen(buf);
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    /* Visit every prefix that ends a component, the whole path last. */
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        bool last = i == len;
+        if (mkdir(buf, last ? mode : 0777) < 0) {
+            if (errno != EEXIST) {
+                rc = -errno;
+            } else if (stat(buf, &st) < 0) {
+                rc = -errno;
+            } else if (!S_ISDIR(st.st_mode)) {
+                rc = -ENOTDIR;
+            }
+        }
+        buf[i] = saved;
+        if (rc < 0)
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
+int cli_pid_read(const char *file, pid_t *pid)
+{
+    char buf[32];
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return -errno;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err)
+        return -EIO;
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    while (*end == '\n' || *end == ' ')
+        end++;
+    if (errno || end == buf || *end || v <= 1 || v > INT_MAX)
+        return -EINVAL;
+    *pid = (pid_t)v;
+    return 0;
+}
+
+bool cli_pid_lanefs_alive(pid_t pid)
+{
+    char path[64], buf[512];
+
+    if (pid <= 1 || (kill(pid, 0) < 0 && errno != EPERM))
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno != ENOENT;     /* no /proc to ask: trust kill() */
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "PID (COMM) STATE ...": COMM may itself hold ')', so use the last. */
+    char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+    if (!open || !close || close < open || close[1] != ' ')
+        return true;
+    if (close[2] == 'Z' || close[2] == 'X')
+        return false;               /* exited, waiting to be reaped */
+    *close = '\0';
+    return strstr(open + 1, "lanefs") != NULL;
+}
+
+char *cli_pid_file(const char *state, const char *agent)
+{
+    char *s;
+    if (asprintf(&s, "%s/agents/%s/daemon.pid", state, agent) < 0)
+        return NULL;
+    return s;
+}
