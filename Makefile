@@ -4,7 +4,7 @@
 CC      ?= cc
 PKGS    := fuse3 liburing sqlite3 openssl libattr inih libcjson
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=312 -Wall -Wextra -Werror -I. \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 BUILD   ?= build

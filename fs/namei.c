@@ -1,0 +1,207 @@
+/* namei.c - finding which layer holds a path of the agent's view.
+ *
+ * For a name in a directory: temp-class paths live only in the temp layer.
+ * Otherwise the upper wins; an upper whiteout hides the lower; the lower is
+ * consulted only when the parent directory merges it (the parent exists in
+ * the lower as a directory and no upper entry above made it opaque). Whether
+ * a directory merges is cached per node and recomputed after any namespace
+ * change (ovl_ns_changed bumps a generation). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/ovl_i.h"
+
+int ovl_join(char *buf, size_t len, const char *dir, const char *name)
+{
+    int n = dir[0] ? snprintf(buf, len, "%s/%s", dir, name)
+                   : snprintf(buf, len, "%s", name);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+const char *ovl_split(const char *rel, char *dir, size_t len)
+{
+    const char *slash = strrchr(rel, '/');
+    if (!slash) {
+        dir[0] = '\0';
+        return rel;
+    }
+    size_t l = (size_t)(slash - rel);
+    if (l >= len)
+        l = len - 1;
+    memcpy(dir, rel, l);
+    dir[l] = '\0';
+    return slash + 1;
+}
+
+/* fstatat of name in directory prel of layer l; false when absent. */
+static bool layer_stat(struct ovl_fs *fs, enum ovl_layer l, const char *prel,
+                       const char *name, struct stat *st, int *dfd_out)
+{
+    int dfd = layer_dir(fs, l, prel);
+    if (dfd < 0)
+        return false;
+    bool found = fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (dfd_out && found)
+        *dfd_out = dfd;
+    else
+        close(dfd);
+    return found;
+}
+
+/* Resolves name in directory prel whose lower merges when parent_merges. */
+static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
+                      const char *name, struct ovl_ent *e)
+{
+    char rel[PATH_MAX];
+    struct stat ust, lst;
+    int rc = ovl_join(rel, sizeof(rel), prel, name);
+    if (rc < 0)
+        return rc;
+
+    memset(e, 0, sizeof(*e));
+    e->cls = pclass_of(&fs->cfg, rel);
+    if (e->cls == PCLASS_TEMP) {
+        if (layer_stat(fs, OVL_TEMP, prel, name, &e->st, NULL))
+            e->layer = OVL_TEMP;
+        return 0;
+    }
+
+    int udfd = -1;
+    bool in_upper = layer_stat(fs, OVL_UPPER, prel, name, &ust, &udfd);
+    if (in_upper && layer_is_whiteout(&ust)) {
+        e->upper_whiteout = true;
+        in_upper = false;
+    }
+    bool lower_dir = false;
+    if (parent_merges) {
+        e->in_lower = layer_stat(fs, OVL_LOWER, prel, name, &lst, NULL);
+        lower_dir = e->in_lower && S_ISDIR(lst.st_mode);
+    }
+    if (in_upper) {
+        e->layer = OVL_UPPER;
+        e->st = ust;
+        if (S_ISDIR(ust.st_mode) && lower_dir)
+            e->lower_merge = !layer_is_opaque(udfd, name);
+    } else if (e->in_lower && !e->upper_whiteout) {
+        e->layer = OVL_LOWER;
+        e->st = lst;
+        e->lower_merge = lower_dir;
+    }
+    if (udfd >= 0)
+        close(udfd);
+    return 0;
+}
+
+static int resolve_root(struct ovl_fs *fs, struct ovl_ent *e)
+{
+    memset(e, 0, sizeof(*e));
+    if (fstat(fs->upper_fd, &e->st) < 0)
+        return -errno;
+    e->layer = OVL_UPPER;
+    e->in_lower = true;
+    e->lower_merge = true;
+    e->cls = PCLASS_PRIVATE;
+    return 0;
+}
+
+void ovl_ns_changed(struct ovl_fs *fs)
+{
+    atomic_fetch_add((_Atomic uint64_t *)&fs->gen, 1);
+}
+
+bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n)
+{
+    if (n == fs->root)
+        return true;
+    uint64_t gen = atomic_load((_Atomic uint64_t *)&fs->gen) + 1;
+    uint64_t c = atomic_load((_Atomic uint64_t *)&n->merge_cache);
+    if ((c >> 1) == gen)
+        return c & 1;
+
+    char rel[PATH_MAX];
+    struct ovl_ent e;
+    bool merges = ovl_resolve_node(fs, n, rel, sizeof(rel), &e) == 0 &&
+                  S_ISDIR(e.st.st_mode) && e.lower_merge;
+    atomic_store((_Atomic uint64_t *)&n->merge_cache, (gen << 1) | merges);
+    return merges;
+}
+
+int ovl_resolve_child(struct ovl_fs *fs, struct ovl_node *parent,
+                      const char *prel, const char *name, struct ovl_ent *e)
+{
+    return resolve_at(fs, prel, ovl_dir_merges(fs, parent), name, e);
+}
+
+int ovl_resolve_node(struct ovl_fs *fs, struct ovl_node *n, char *rel,
+                     size_t len, struct ovl_ent *e)
+{
+    int rc = node_path(n, rel, len);
+    if (rc < 0)
+        return rc;
+    if (n == fs->root)
+        return resolve_root(fs, e);
+
+    char prel[PATH_MAX];
+    const char *name = ovl_split(rel, prel, sizeof(prel));
+    rc = resolve_at(fs, prel, ovl_dir_merges(fs, n->parent), name, e);
+    if (rc == 0 && e->layer == OVL_NONE)
+        rc = -ENOENT;
+    return rc;
+}
+
+int ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e)
+{
+    char prefix[PATH_MAX], comp[NAME_MAX + 1];
+    const char *p = rel;
+    bool merges = true;
+
+    if (!rel[0])
+        return resolve_root(fs, e);
+    prefix[0] = '\0';
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t l = slash ? (size_t)(slash - p) : strlen(p);
+        if (l == 0 || l > NAME_MAX)
+            return -EINVAL;
+        memcpy(comp, p, l);
+        comp[l] = '\0';
+        int rc = resolve_at(fs, prefix, merges, comp, e);
+        if (rc < 0)
+            return rc;
+        if (!slash)
+            return e->layer == OVL_NONE ? -ENOENT : 0;
+        if (e->layer == OVL_NONE)
+            return -ENOENT;
+        if (!S_ISDIR(e->st.st_mode))
+            return -ENOTDIR;
+        merges = e->lower_merge;
+        /* The parent of the next component is rel up to this slash. */
+        size_t pl = (size_t)(slash - rel);
+        if (pl >= sizeof(prefix))
+            return -ENAMETOOLONG;
+        memcpy(prefix, rel, pl);
+        prefix[pl] = '\0';
+        p = slash + 1;
+    }
+}
+
+uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e)
+{
+    if (e->layer == OVL_UPPER && rel[0]) {
+        char prel[PATH_MAX];
+        const char *name = ovl_split(rel, prel, sizeof(prel));
+        int dfd = layer_dir(fs, OVL_UPPER, prel);
+        if (dfd >= 0) {
+            uint64_t o = layer_origin(dfd, name);
+            close(dfd);
+            if (o)
+                return o;
+        }
+    }
+    return layer_ino(e->layer, e->st.st_ino);
+}

@@ -1,0 +1,721 @@
+/* ops.c - the FUSE lowlevel operations of an agent's view.
+ *
+ * Each op takes the namespace lock it needs, calls a worker that returns 0
+ * or -errno, and replies exactly once: `if (rc < 0) fuse_reply_err(...)`.
+ * Handles carry the real file descriptor in the layer that was opened. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs/dir_i.h"
+#include "fs/ops.h"
+
+struct ovl_handle {
+    int fd;
+    enum ovl_layer layer;
+};
+
+struct ovl_dirh {
+    struct ovl_dir d;
+    bool fresh;               /* d.lock: snapshot taken by opendir, unused */
+};
+
+#define FS(req) ((struct ovl_fs *)fuse_req_userdata(req))
+#define RD(fs)  pthread_rwlock_rdlock(&(fs)->ns_lock)
+#define WR(fs)  pthread_rwlock_wrlock(&(fs)->ns_lock)
+#define UN(fs)  pthread_rwlock_unlock(&(fs)->ns_lock)
+
+static struct ovl_handle *HANDLE(struct fuse_file_info *fi)
+{
+    return (struct ovl_handle *)(uintptr_t)fi->fh;
+}
+
+/* Fills a FUSE entry for the child (parent, name) found as *e at rel and
+ * takes one lookup on its node. */
+static int make_entry(struct ovl_fs *fs, struct ovl_node *parent,
+                      const char *name, const char *rel,
+                      const struct ovl_ent *e, struct fuse_entry_param *out)
+{
+    struct ovl_node *n = node_lookup_ref(fs, parent, name, ovl_ent_ino(fs, rel, e));
+    if (!n)
+        return -ENOMEM;
+    memset(out, 0, sizeof(*out));
+    out->ino = node_id(fs, n);
+    out->attr = e->st;
+    out->attr.st_ino = n->ino;
+    out->attr_timeout = fs->timeout;
+    out->entry_timeout = fs->timeout;
+    return 0;
+}
+
+static void ovl_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    /* Writes must reach the layer in order; no kernel write-back cache. */
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+}
+
+static void ovl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct ovl_fs *fs = FS(req);
+    struct ovl_node *p = node_get(fs, parent);
+    char prel[PATH_MAX], rel[PATH_MAX];
+    struct ovl_ent e;
+    struct fuse_entry_param ep;
+    int rc;
+
+    if (strlen(name) > NAME_MAX) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
+    RD(fs);
+    rc = node_path(p, prel, sizeof(prel));
+    if (rc == 0)
+        rc = ovl_resolve_child(fs, p, prel, name, &e);
+    if (rc == 0)
+        rc = ovl_join(rel, sizeof(rel), prel, name);
+    if (rc == 0 && e.layer == OVL_NONE)
+        rc = -ENOENT;
+    if (rc == 0)
+        rc = make_entry(fs, p, name, rel, &e, &ep);
+    UN(fs);
+    if (rc == -ENOENT) {
+        /* Cache the miss: only this daemon changes this agent's view. */
+        memset(&ep, 0, sizeof(ep));
+        ep.entry_timeout = fs->timeout;
+        fuse_reply_entry(req, &ep);
+    } else if (rc < 0) {
+        fuse_reply_err(req, -rc);
+    } else {
+        fuse_reply_entry(req, &ep);
+    }
+}
+
+static void ovl_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    struct ovl_fs *fs = FS(req);
+    node_forget(fs, node_get(fs, ino), nlookup);
+    fuse_reply_none(req);
+}
+
+static void ovl_forget_multi(fuse_req_t req, size_t count,
+                             struct fuse_forget_data *forgets)
+{
+    struct ovl_fs *fs = FS(req);
+    for (size_t i = 0; i < count; i++)
+        node_forget(fs, node_get(fs, forgets[i].ino), forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+/* Stat of node n, from its handle when the name is gone. */
+static int node_stat(struct ovl_fs *fs, struct ovl_node *n,
+                     struct fuse_file_info *fi, struct stat *st)
+{
+    char rel[PATH_MAX];
+    struct ovl_ent e;
+    int rc = ovl_resolve_node(fs, n, rel, sizeof(rel), &e);
+    if (rc == -ENOENT && fi && fi->fh) {
+        rc = fstat(HANDLE(fi)->fd, &e.st) < 0 ? -errno : 0;
+    }
+    if (rc < 0)
+        return rc;
+    *st = e.st;
+    st->st_ino = n->ino;
+    return 0;
+}
+
+static void ovl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct ovl_fs *fs = FS(req);
+    struct stat st;
+    RD(fs);
+    int rc = node_stat(fs, node_get(fs, ino), fi, &st);
+    UN(fs);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_attr(req, &st, fs->timeout);
+}
+
+/* Applies the setattr fields to the entry at rel (resolved, writable), or
+ * to the open handle fd when the name is gone (rel NULL). */
+static int apply_setattr(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e,
+                         int fd, const struct stat *attr, int to_set)
+{
+    char prel[PATH_MAX], p[64 + NAME_MAX];
+    int dfd = -1, rc = 0;
+    const char *name = NULL;
+
+    if (rel) {
+        name = ovl_split(rel, prel, sizeof(prel));
+        dfd = layer_dir(fs, e->layer, prel);
+        if (dfd < 0)
+            return dfd;
+        layer_fdpath(p, sizeof(p), dfd, name);
+    } else {
+        layer_fdpath(p, sizeof(p), fd, NULL);
+    }
+    bool lnk = rel && S_ISLNK(e->st.st_mode);
+
+    if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+        uid_t u = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+        gid_t g = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+        int r = rel ? fchownat(dfd, name, u, g, AT_SYMLINK_NOFOLLOW)
+                    : fchown(fd, u, g);
+        if (r < 0) { rc = -errno; goto out; }
+    }
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        /* No set-id programs on a shared volume. */
+        mode_t m = attr->st_mode & 07777 & ~(mode_t)(S_ISUID | S_ISGID);
+        if (lnk) { rc = -EOPNOTSUPP; goto out; }
+        if ((rel ? chmod(p, m) : fchmod(fd, m)) < 0) { rc = -errno; goto out; }
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        int r = (fd >= 0) ? ftruncate(fd, attr->st_size) : truncate(p, attr->st_size);
+        if (r < 0) { rc = -errno; goto out; }
+    }
+    if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+        struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+        if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+            ts[0].tv_nsec = UTIME_NOW;
+        else if (to_set & FUSE_SET_ATTR_ATIME)
+            ts[0] = attr->st_atim;
+        if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+            ts[1].tv_nsec = UTIME_NOW;
+        else if (to_set & FUSE_SET_ATTR_MTIME)
+            ts[1] = attr->st_mtim;
+        int r = rel ? utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW)
+                    : futimens(fd, ts);
+        if (r < 0) { rc = -errno; goto out; }
+    }
+out:
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
+}
+
+static void ovl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                        int to_set, struct fuse_file_info *fi)
+{
+    struct ovl_fs *fs = FS(req);
+    struct ovl_node *n = node_get(fs, ino);
+    struct ovl_handle *h = fi ? HANDLE(fi) : NULL;
+    char rel[PATH_MAX];
+    struct ovl_ent e;
+    struct stat st;
+    int rc;
+
+    WR(fs);
+    rc = ovl_resolve_node(fs, n, rel, sizeof(rel), &e);
+    if (rc == 0) {
+        bool trunc0 = (to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0;
+        rc = ovl_copy_up(fs, rel, &e, trunc0);
+        /* A handle opened before a copy-up still points at the lower. */
+        int fd = (h && h->layer != OVL_LOWER) ? h->fd : -1;
+        if (rc == 0)
+            rc = apply_setattr(fs, rel, &e, fd, attr, to_set);
+    } else if (rc == -ENOENT && h && h->layer != OVL_LOWER) {
+        rc = apply_setattr(fs, NULL, NULL, h->fd, attr, to_set);
+    }
+    if (rc == 0)
+        rc = node_stat(fs, n, fi, &st);
+    UN(fs);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void ovl_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct ovl_fs *fs = FS(req);
+    char rel[PATH_MAX], prel[PATH_MAX], buf[PATH_MAX + 1];
+    struct ovl_ent e;
+    ssize_t n = 0;
+
+    RD(fs);
+    int rc = ovl_resolve_node(fs, node_get(fs, ino), rel, sizeof(rel), &e);
+    if (rc == 0) {
+        const char *name = ovl_split(rel, prel, sizeof(prel));
+        int dfd = layer_dir(fs, e.layer, prel);
+        if (dfd < 0) {
+            rc = dfd;
+        } else {
+            n = readlinkat(dfd, name, buf, PATH_MAX);
+            rc = n < 0 ? -errno : 0;
+            close(dfd);
+        }
+    }
+    UN(fs);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    buf[n] = '\0';
+    fuse_reply_readlink(req, buf);
+}
+
+/* ---- creating entries ---- */
+
+struct make_node_arg { mode_t mode; dev_t rdev; const char *target; int flags; int fd; };
+
+static int make_mknod(int dfd, const char *name, void *arg)
+{
+    struct make_node_arg *a = arg;
+    return mknodat(dfd, name, a->mode, a->rdev) < 0 ? -errno : 0;
+}
+
+static int make_mkdir(int dfd, const char *name, void *arg)
+{
+    struct make_node_arg *a = arg;
+    return mkdirat(dfd, name, a->mode) < 0 ? -errno : 0;
+}
+
+static int make_symlink(int dfd, const char *name, void *arg)
+{
+    struct make_node_arg *a = arg;
+    return symlinkat(a->target, dfd, name) < 0 ? -errno : 0;
+}
+
+static int make_create(int dfd, const char *name, void *arg)
+{
+    struct make_node_arg *a = arg;
+    a->fd = openat(dfd, name, a->flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                   a->mode);
+    return a->fd < 0 ? -errno : 0;
+}
+
+/* Creates (parent, name) through make and replies with its entry (or, for
+ * create, with entry and open handle). */
+static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
+                          dir_make_fn make, struct make_node_arg *a,
+                          struct fuse_file_info *fi)
+{
+    struct ovl_fs *fs = FS(req);
+    struct ovl_node *p = node_get(fs, parent);
+    struct dir_slot s;
+    struct fuse_entry_param ep;
+    struct ovl_handle *h = NULL;
+    int rc;
+
+    a->mode &= ~(mode_t)(S_ISUID | S_ISGID);
+    a->fd = -1;
+    if (fi && !(h = calloc(1, sizeof(*h)))) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    WR(fs);
+    rc = dir_slot_prepare(fs, p, name, &s);
+    if (rc == 0)
+        rc = dir_slot_commit(fs, &s, fuse_req_ctx(req), make, a);
+    if (rc == 0)
+        rc = make_entry(fs, p, name, s.rel, &s.e, &ep);
+    dir_slot_done(&s);
+    UN(fs);
+    if (rc < 0) {
+        if (a->fd >= 0)
+            close(a->fd);
+        free(h);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    if (!fi) {
+        fuse_reply_entry(req, &ep);
+        return;
+    }
+    h->fd = a->fd;
+    h->layer = s.layer;
+    fi->fh = (uintptr_t)h;
+    if (fuse_reply_create(req, &ep, fi) != 0) {
+        close(h->fd);          /* the caller went away */
+        free(h);
+    }
+}
+
+static void ovl_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      mode_t mode, dev_t rdev)
+{
+    if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode)) {
+        fuse_reply_err(req, EPERM);  /* no device nodes on a shared volume */
+        return;
+    }
+    struct make_node_arg a = { .mode = mode, .rdev = 0 };
+    (void)rdev;
+    create_common(req, parent, name, make_mknod, &a, NULL);
+}
+
+static void ovl_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      mode_t mode)
+{
+    struct make_node_arg a = { .mode = mode & 07777 };
+    create_common(req, parent, name, make_mkdir, &a, NULL);
+}
+
+static void ovl_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                        const char *name)
+{
+    struct make_node_arg a = { .target = link };
+    create_common(req, parent, name, make_symlink, &a, NULL);
+}
+
+static void ovl_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                       mode_t mode, struct fuse_file_info *fi)
+{
+    struct make_node_arg a = {
+        .mode = mode & 07777,
+        .flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC),
+    };
+    create_common(req, parent, name, make_create, &a, fi);
+}
+
+static void ovl_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                     const char *newname)
+{
+    struct ovl_fs *fs = FS(req);
+    struct ovl_node *np = node_get(fs, newparent);
+    struct dir_slot s = { .dfd = -1 };
+    struct fuse_entry_param ep;
+
+    WR(fs);
+    int rc = dir_link(fs, node_get(fs, ino), np, newname, fuse_req_ctx(req), &s);
+    if (rc == 0)
+        rc = make_entry(fs, np, newname, s.rel, &s.e, &ep);
+    dir_slot_done(&s);
+    UN(fs);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_entry(req, &ep);
+}
+
+static void ovl_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct ovl_fs *fs = FS(req);
+    WR(fs);
+    int rc = dir_unlink(fs, node_get(fs, parent), name, false);
+    UN(fs);
+    fuse_reply_err(req, -rc);
+}
+
+static void ovl_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct ovl_fs *fs = FS(req);
+    WR(fs);
+    int rc = dir_unlink(fs, node_get(fs, parent), name, true);
+    UN(fs);
+    fuse_reply_err(req, -rc);
+}
+
+static void ovl_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                       fuse_ino_t newparent, const char *newname,
+                       unsigned int flags)
+{
+    struct ovl_fs *fs = FS(req);
+    WR(fs);
+    int rc = dir_rename(fs, node_get(fs, parent), name,
+                        node_get(fs, newparent), newname, flags);
+    UN(fs);
+    fuse_reply_err(req, -rc);
+}
+
+/* ---- files ---- */
+
+static int open_node(struct ovl_fs *fs, struct ovl_node *n, int flags,
+                     struct ovl_handle *h)
+{
+    char rel[PATH_MAX];
+    struct ovl_ent e;
+    bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+    int rc = ovl_resolve_node(fs, n, rel, sizeof(rel), &e);
+    if (rc < 0)
+        return rc;
+    if (writes) {
+        rc = ovl_copy_up(fs, rel, &e, flags & O_TRUNC);
+        if (rc < 0)
+            return rc;
+    }
+    flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+    flags |= O_NOFOLLOW;
+    int fd = layer_open(fs, e.layer, rel,
+                        flags | (e.layer == OVL_LOWER ? O_NOATIME : 0), 0);
+    if (fd == -EPERM && e.layer == OVL_LOWER)
+        fd = layer_open(fs, e.layer, rel, flags, 0);
+    if (fd < 0)
+        return fd;
+    h->fd = fd;
+    h->layer = e.layer;
+    return 0;
+}
+
+static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct ovl_fs *fs = FS(req);
+    struct ovl_handle *h = calloc(1, sizeof(*h));
+    bool writes = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+    int rc;
+
+    if (!h) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    /* A write-open may copy up, which changes the namespace. */
+    if (writes) WR(fs); else RD(fs);
+    rc = open_node(fs, node_get(fs, ino), fi->flags, h);
+    UN(fs);
+    if (rc < 0) {
+        free(h);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    fi->fh = (uintptr_t)h;
+    /* Lower data never changes: keep its pages across opens. */
+    fi->keep_cache = h->layer == OVL_LOWER;
+    if (fuse_reply_open(req, fi) != 0) {
+        close(h->fd);
+        free(h);
+    }
+}
+
+static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    (void)ino;
+    buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    buf.buf[0].fd = HANDLE(fi)->fd;
+    buf.buf[0].pos = off;
+    fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void ovl_write_buf(fuse_req_t req, fuse_ino_t ino,
+                          struct fuse_bufvec *in, off_t off,
+                          struct fuse_file_info *fi)
+{
+    struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+    (void)ino;
+    out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    out.buf[0].fd = HANDLE(fi)->fd;
+    out.buf[0].pos = off;
+    ssize_t n = fuse_buf_copy(&out, in, 0);
+    if (n < 0)
+        fuse_reply_err(req, (int)-n);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+static void ovl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino; (void)fi;
+    fuse_reply_err(req, 0);
+}
+
+static void ovl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct ovl_handle *h = HANDLE(fi);
+    (void)ino;
+    close(h->fd);
+    free(h);
+    fuse_reply_err(req, 0);
+}
+
+static void ovl_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                      struct fuse_file_info *fi)
+{
+    int fd = HANDLE(fi)->fd;
+    (void)ino;
+    int rc = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
+    fuse_reply_err(req, rc);
+}
+
+/* ---- directories ---- */
+
+static void ovl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct ovl_fs *fs = FS(req);
+    struct ovl_dirh *dh = calloc(1, sizeof(*dh));
+    if (!dh) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_init(&dh->d.lock, NULL);
+    RD(fs);
+    int rc = ovl_dir_snapshot(fs, node_get(fs, ino), &dh->d);
+    UN(fs);
+    if (rc < 0) {
+        pthread_mutex_destroy(&dh->d.lock);
+        free(dh);
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    dh->fresh = true;
+    fi->fh = (uintptr_t)dh;
+    if (fuse_reply_open(req, fi) != 0) {
+        ovl_dir_clear(&dh->d);
+        free(dh);
+    }
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, struct fuse_file_info *fi, bool plus)
+{
+    struct ovl_fs *fs = FS(req);
+    struct ovl_node *n = node_get(fs, ino);
+    struct ovl_dirh *dh = (struct ovl_dirh *)(uintptr_t)fi->fh;
+    char *buf = malloc(size), prel[PATH_MAX], rel[PATH_MAX];
+    size_t used = 0;
+    int rc = 0;
+
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&dh->d.lock);
+    RD(fs);
+    if (off == 0 && !dh->fresh)
+        rc = ovl_dir_snapshot(fs, n, &dh->d);   /* rewinddir: see now */
+    dh->fresh = false;
+    if (rc == 0 && plus)
+        rc = node_path(n, prel, sizeof(prel));
+    for (size_t i = (size_t)off; rc == 0 && i < dh->d.n; i++) {
+        const struct ovl_dirent *de = &dh->d.ents[i];
+        struct stat st = { .st_ino = de->ino, .st_mode = (mode_t)de->type << 12 };
+        size_t left = size - used, need;
+        if (!plus) {
+            need = fuse_add_direntry(req, buf + used, left, de->name, &st,
+                                     (off_t)i + 1);
+        } else {
+            struct fuse_entry_param ep = { .attr = st };
+            struct ovl_ent e;
+            bool dot = !strcmp(de->name, ".") || !strcmp(de->name, "..");
+            bool got = !dot &&
+                ovl_resolve_child(fs, n, prel, de->name, &e) == 0 &&
+                e.layer != OVL_NONE &&
+                ovl_join(rel, sizeof(rel), prel, de->name) == 0 &&
+                make_entry(fs, n, de->name, rel, &e, &ep) == 0;
+            need = fuse_add_direntry_plus(req, buf + used, left, de->name, &ep,
+                                          (off_t)i + 1);
+            if (got && need > left)   /* not sent: undo the lookup */
+                node_forget(fs, node_get(fs, ep.ino), 1);
+        }
+        if (need > left)
+            break;
+        used += need;
+    }
+    UN(fs);
+    pthread_mutex_unlock(&dh->d.lock);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+static void ovl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    readdir_common(req, ino, size, off, fi, false);
+}
+
+static void ovl_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+                            off_t off, struct fuse_file_info *fi)
+{
+    readdir_common(req, ino, size, off, fi, true);
+}
+
+static void ovl_releasedir(fuse_req_t req, fuse_ino_t ino,
+                           struct fuse_file_info *fi)
+{
+    struct ovl_dirh *dh = (struct ovl_dirh *)(uintptr_t)fi->fh;
+    (void)ino;
+    ovl_dir_clear(&dh->d);
+    pthread_mutex_destroy(&dh->d.lock);
+    free(dh);
+    fuse_reply_err(req, 0);
+}
+
+static void ovl_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                         struct fuse_file_info *fi)
+{
+    struct ovl_fs *fs = FS(req);
+    char rel[PATH_MAX];
+    struct ovl_ent e;
+    (void)datasync; (void)fi;
+    RD(fs);
+    int rc = ovl_resolve_node(fs, node_get(fs, ino), rel, sizeof(rel), &e);
+    if (rc == 0 && e.layer != OVL_LOWER) {
+        int fd = layer_open(fs, e.layer, rel, O_RDONLY | O_DIRECTORY, 0);
+        rc = fd < 0 ? fd : (fsync(fd) < 0 ? -errno : 0);
+        if (fd >= 0)
+            close(fd);
+    }
+    UN(fs);
+    fuse_reply_err(req, -rc);
+}
+
+static void ovl_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct ovl_fs *fs = FS(req);
+    struct statvfs sv;
+    (void)ino;
+    if (fstatvfs(fs->upper_fd, &sv) < 0)
+        fuse_reply_err(req, errno);
+    else
+        fuse_reply_statfs(req, &sv);
+}
+
+static void ovl_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    struct ovl_fs *fs = FS(req);
+    struct stat st;
+    (void)mask;     /* mode bits are checked by the kernel */
+    RD(fs);
+    int rc = node_stat(fs, node_get(fs, ino), NULL, &st);
+    UN(fs);
+    fuse_reply_err(req, -rc);
+}
+
+const struct fuse_lowlevel_ops ovl_ops = {
+    .init = ovl_init,
+    .lookup = ovl_lookup,
+    .forget = ovl_forget,
+    .forget_multi = ovl_forget_multi,
+    .getattr = ovl_getattr,
+    .setattr = ovl_setattr,
+    .readlink = ovl_readlink,
+    .mknod = ovl_mknod,
+    .mkdir = ovl_mkdir,
+    .unlink = ovl_unlink,
+    .rmdir = ovl_rmdir,
+    .symlink = ovl_symlink,
+    .rename = ovl_rename,
+    .link = ovl_link,
+    .open = ovl_open,
+    .read = ovl_read,
+    .write_buf = ovl_write_buf,
+    .flush = ovl_flush,
+    .release = ovl_release,
+    .fsync = ovl_fsync,
+    .opendir = ovl_opendir,
+    .readdir = ovl_readdir,
+    .readdirplus = ovl_readdirplus,
+    .releasedir = ovl_releasedir,
+    .fsyncdir = ovl_fsyncdir,
+    .statfs = ovl_statfs,
+    .setxattr = ovl_setxattr,
+    .getxattr = ovl_getxattr,
+    .listxattr = ovl_listxattr,
+    .removexattr = ovl_removexattr,
+    .create = ovl_create,
+    .access = ovl_access,
+};

@@ -1,0 +1,181 @@
+/* ovl_i.h - internals of the overlay: layers, nodes, resolution, copy-up.
+ *
+ * An agent's view is the union, top to bottom, of its temp layer (temp-class
+ * paths only), its private upper and the lower. Every layer is a directory
+ * tree opened once as a root fd; every access below a root goes through
+ * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), so no symlink in any layer
+ * is ever followed by the daemon and nothing outside the roots is reachable.
+ *
+ * Conventions in the upper layer (overlayfs-like):
+ *   whiteout  a character device 0/0 hides the lower entry of the same name
+ *   opaque    xattr user.lanefs.opaque on an upper dir hides the lower dir
+ *   origin    xattr user.lanefs.origin (8 bytes, native endian) on a copied-up
+ *             entry holds the lower inode number, so st_ino survives copy-up
+ *
+ * Locking: fs->ns_lock (rwlock) serialises namespace changes (writers) against
+ * resolution (readers); data I/O on open handles takes no lock. fs->node_lock
+ * protects the node index and reference counts.
+ */
+#ifndef LANEFS_OVL_I_H
+#define LANEFS_OVL_I_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "fs/config.h"
+#include "fs/pathclass.h"
+
+#define OVL_XATTR_PREFIX  "user.lanefs."
+#define OVL_XATTR_OPAQUE  "user.lanefs.opaque"
+#define OVL_XATTR_ORIGIN  "user.lanefs.origin"
+
+enum ovl_layer { OVL_NONE = 0, OVL_LOWER, OVL_UPPER, OVL_TEMP };
+
+struct ovl_node {
+    struct ovl_node *parent;  /* ns_lock (write to change); NULL for root */
+    char *name;               /* ns_lock (write to change) */
+    uint64_t ino;             /* reported st_ino; fixed at creation */
+    uint64_t nlookup;         /* node_lock: kernel lookup count */
+    uint64_t nchildren;       /* node_lock: hashed or live children */
+    bool hashed;              /* node_lock: reachable by (parent, name) */
+    uint64_t merge_cache;     /* atomic: (gen << 1) | lower_merge flag */
+};
+
+struct ovl_fs {
+    struct vol_config cfg;
+    int lower_fd;             /* lower root; read-only mount when possible */
+    int upper_fd;             /* agents/NAME/upper */
+    int temp_fd;              /* agents/NAME/temp */
+    int work_fd;              /* agents/NAME/work */
+    pthread_rwlock_t ns_lock;
+    pthread_mutex_t node_lock;
+    void *node_index;         /* node_lock: tsearch tree keyed (parent,name) */
+    struct ovl_node *root;
+    uint64_t gen;             /* atomic: bumped by every namespace change */
+    uint64_t work_seq;        /* atomic: unique names in the work dir */
+    double timeout;           /* entry/attr cache timeout, seconds */
+    unsigned copyup_pause_ms; /* fault hook: pause mid copy-up (tests) */
+};
+
+/* What resolution found for one path of the view. */
+struct ovl_ent {
+    enum ovl_layer layer;     /* where the visible entry lives; NONE: absent */
+    struct stat st;           /* lstat of that entry */
+    bool in_lower;            /* a visible lower entry exists at this path */
+    bool lower_merge;         /* dir: the lower dir's entries show through */
+    bool upper_whiteout;      /* upper holds a whiteout at this path */
+    enum pclass cls;
+};
+
+/* ---- layer.c: safe access below a layer root ---- */
+int  layer_root_fd(const struct ovl_fs *fs, enum ovl_layer l);
+/* openat2 below the root of layer l with no symlink followed; -errno. */
+int  layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
+                int flags, mode_t mode);
+/* O_PATH|O_DIRECTORY fd of the directory rel in layer l; -errno. */
+int  layer_dir(const struct ovl_fs *fs, enum ovl_layer l, const char *rel);
+bool layer_is_whiteout(const struct stat *st);
+/* Path "/proc/self/fd/FD[/name]" for calls with no *at form. */
+void layer_fdpath(char *buf, size_t len, int fd, const char *name);
+/* Creates a whiteout named name in dirfd; 0/-errno. */
+int  layer_mkwhiteout(int dirfd, const char *name);
+/* Removes the tree name below dirfd (never following symlinks); 0/-errno. */
+int  layer_rm_tree(int dirfd, const char *name);
+/* Removes every entry of the directory dirfd; 0/-errno. */
+int  layer_empty_dir(int dirfd);
+/* Unique name in the work dir for a new scratch entry. */
+void layer_work_name(struct ovl_fs *fs, char *buf, size_t len);
+/* Reported inode number of an entry of layer l. */
+uint64_t layer_ino(enum ovl_layer l, ino_t real);
+/* Reads the origin xattr of name in dirfd: reported ino, or 0 if none. */
+uint64_t layer_origin(int dirfd, const char *name);
+/* True when the upper dir name in dirfd carries the opaque mark. */
+bool layer_is_opaque(int dirfd, const char *name);
+
+/* ---- path helpers (namei.c) ---- */
+/* Joins parent rel path and name into buf; -ENAMETOOLONG. */
+int  ovl_join(char *buf, size_t len, const char *dir, const char *name);
+/* Splits rel into its parent (written to dir) and last name (pointer in rel). */
+const char *ovl_split(const char *rel, char *dir, size_t len);
+
+/* ---- node.c ---- */
+int  node_init(struct ovl_fs *fs, uint64_t root_ino);
+void node_destroy(struct ovl_fs *fs);
+struct ovl_node *node_get(struct ovl_fs *fs, uint64_t nodeid);
+uint64_t node_id(struct ovl_fs *fs, struct ovl_node *n);
+/* Finds or creates the hashed child (parent, name) and adds one lookup.
+ * ino is used only when a node is created. NULL on ENOMEM. */
+struct ovl_node *node_lookup_ref(struct ovl_fs *fs, struct ovl_node *parent,
+                                 const char *name, uint64_t ino);
+/* Drops n lookups; frees nodes nobody references any more. */
+void node_forget(struct ovl_fs *fs, struct ovl_node *n, uint64_t nlookup);
+/* Writes n's path relative to the root ("" for the root); -ENOENT when the
+ * node was unlinked, -ENAMETOOLONG. Caller holds ns_lock. */
+int  node_path(struct ovl_node *n, char *buf, size_t len);
+/* Namespace updates; caller holds ns_lock for writing. */
+void node_unhash(struct ovl_fs *fs, struct ovl_node *parent, const char *name);
+int  node_move(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
+               struct ovl_node *np, const char *nname, bool exchange);
+
+/* ---- namei.c: resolution ---- */
+/* Resolves name in dir node parent (path prel) into *e; rel receives the
+ * child's path. Returns 0 (e->layer may be OVL_NONE) or -errno. */
+int  ovl_resolve_child(struct ovl_fs *fs, struct ovl_node *parent,
+                       const char *prel, const char *name, struct ovl_ent *e);
+/* Resolves node n; *rel gets its path. 0 or -errno (-ENOENT if absent). */
+int  ovl_resolve_node(struct ovl_fs *fs, struct ovl_node *n, char *rel,
+                      size_t len, struct ovl_ent *e);
+/* Resolves a path of the view by walking it from the root; for trees that
+ * the kernel has not looked up (copy-up of a whole directory). */
+int  ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
+/* Whether the lower shows through dir node n (cached per namespace gen). */
+bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n);
+/* Marks every cached resolution stale; caller holds ns_lock for writing. */
+void ovl_ns_changed(struct ovl_fs *fs);
+/* Reported st_ino of a resolved entry at rel. */
+uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e);
+
+/* ---- copy_up.c ---- */
+/* Makes rel (resolved as *e) live in the upper: copies a lower file, symlink,
+ * fifo or dir (dirs: metadata only) atomically via the work dir, creating
+ * upper parents as needed. skip_data: the caller truncates to 0 anyway.
+ * Updates *e. Caller holds ns_lock for writing. 0 or -errno. */
+int  ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
+                 bool skip_data);
+/* Copies up a directory with everything visible below it and marks every
+ * directory of the copy opaque, so the tree no longer depends on the lower
+ * (used before renaming a directory that has lower content). */
+int  ovl_copy_up_tree(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
+/* Creates the parents of rel in layer l (upper: copies up lower dirs). */
+int  ovl_make_parents(struct ovl_fs *fs, enum ovl_layer l, const char *rel);
+
+/* ---- readdir.c ---- */
+struct ovl_dirent {
+    char *name;
+    uint64_t ino;
+    unsigned char type;       /* DT_* */
+};
+struct ovl_dir {
+    struct ovl_dirent *ents;  /* snapshot, "." and ".." first */
+    size_t n;
+    pthread_mutex_t lock;     /* serialises refreshes of this handle */
+};
+/* Builds the merged listing of dir node n. Caller holds ns_lock (read). */
+int  ovl_dir_snapshot(struct ovl_fs *fs, struct ovl_node *n, struct ovl_dir *d);
+void ovl_dir_clear(struct ovl_dir *d);
+/* 1 when the merged directory at rel (resolved as *e) has no entries, 0 when
+ * it has some, or -errno. */
+int  ovl_dir_is_empty(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e);
+/* Calls cb for each visible entry of the merged directory rel (sorted by
+ * name), with the layer that shows it and its reported inode number; stops
+ * when cb returns non-zero. merges: whether the lower dir shows through.
+ * Returns 0 or -errno (a negative cb return is passed on). */
+typedef int (*ovl_list_cb)(void *arg, const char *name, enum ovl_layer l,
+                           unsigned char dtype, uint64_t ino);
+int  ovl_list(struct ovl_fs *fs, const char *rel, bool merges,
+              ovl_list_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,219 @@
+/* readdir.c - merged directory listings.
+ *
+ * A listing is the union of the temp layer (temp-class names only), the
+ * upper (whiteouts hide names) and, when the directory merges it, the lower;
+ * the highest layer wins a name. Directory handles keep a sorted snapshot so
+ * offsets are indexes: stable across telldir/seekdir and unaffected by
+ * entries removed while a listing is in progress. Offset 0 (rewinddir)
+ * takes a fresh snapshot. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/ovl_i.h"
+
+struct raw_ent {
+    char *name;
+    uint64_t ino;
+    unsigned char type;
+    unsigned char prio;       /* 0 temp, 1 upper, 2 lower: lower wins ties */
+    bool whiteout;
+};
+
+struct raw_list {
+    struct raw_ent *v;
+    size_t n, cap;
+};
+
+static int raw_push(struct raw_list *l, const char *name, uint64_t ino,
+                    unsigned char type, unsigned char prio, bool wh)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        struct raw_ent *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    char *s = strdup(name);
+    if (!s)
+        return -ENOMEM;
+    l->v[l->n++] = (struct raw_ent){ s, ino, type, prio, wh };
+    return 0;
+}
+
+static void raw_free(struct raw_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].name);
+    free(l->v);
+}
+
+static int raw_cmp(const void *a, const void *b)
+{
+    const struct raw_ent *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (int)x->prio - (int)y->prio;
+}
+
+static unsigned char mode_dtype(mode_t m)
+{
+    return (unsigned char)((m & S_IFMT) >> 12);
+}
+
+/* Reads directory rel of layer l into the raw list. want_temp selects which
+ * names are kept: only temp-class ones (true) or only the others (false). */
+static int read_layer(struct ovl_fs *fs, enum ovl_layer l, const char *rel,
+                      bool want_temp, unsigned char prio, struct raw_list *out)
+{
+    int flags = O_RDONLY | O_DIRECTORY | (l == OVL_LOWER ? O_NOATIME : 0);
+    int fd = layer_open(fs, l, rel, flags, 0);
+    if (fd == -EPERM)
+        fd = layer_open(fs, l, rel, O_RDONLY | O_DIRECTORY, 0);
+    if (fd == -ENOENT || fd == -ENOTDIR)
+        return 0;               /* nothing of this dir in that layer */
+    if (fd < 0)
+        return fd;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -errno;
+    }
+    int rc = 0;
+    struct dirent *de;
+    char path[PATH_MAX];
+    while ((de = readdir(d))) {
+        const char *name = de->d_name;
+        if (!strcmp(name, ".") || !strcmp(name, ".."))
+            continue;
+        if (ovl_join(path, sizeof(path), rel, name) < 0)
+            continue;
+        if ((pclass_of(&fs->cfg, path) == PCLASS_TEMP) != want_temp)
+            continue;
+        unsigned char type = de->d_type;
+        bool wh = false;
+        uint64_t ino = layer_ino(l, de->d_ino);
+        if (type == DT_UNKNOWN || (l == OVL_UPPER && type == DT_CHR)) {
+            struct stat st;
+            if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                continue;
+            type = mode_dtype(st.st_mode);
+            wh = l == OVL_UPPER && layer_is_whiteout(&st);
+        }
+        if (l == OVL_UPPER && !wh) {
+            uint64_t o = layer_origin(fd, name);
+            if (o)
+                ino = o;
+        }
+        rc = raw_push(out, name, ino, type, prio, wh);
+        if (rc < 0)
+            break;
+    }
+    closedir(d);
+    return rc;
+}
+
+int ovl_list(struct ovl_fs *fs, const char *rel, bool merges,
+             ovl_list_cb cb, void *arg)
+{
+    struct raw_list l = { 0 };
+    bool temp_dir = pclass_of(&fs->cfg, rel) == PCLASS_TEMP;
+    int rc;
+
+    rc = read_layer(fs, OVL_TEMP, rel, true, 0, &l);
+    if (rc == 0 && !temp_dir)
+        rc = read_layer(fs, OVL_UPPER, rel, false, 1, &l);
+    if (rc == 0 && !temp_dir && merges)
+        rc = read_layer(fs, OVL_LOWER, rel, false, 2, &l);
+    if (rc < 0)
+        goto out;
+
+    qsort(l.v, l.n, sizeof(*l.v), raw_cmp);
+    for (size_t i = 0; i < l.n; i++) {
+        if (i > 0 && !strcmp(l.v[i].name, l.v[i - 1].name))
+            continue;           /* a higher layer already had this name */
+        if (l.v[i].whiteout)
+            continue;
+        enum ovl_layer layer = l.v[i].prio == 0 ? OVL_TEMP
+                             : l.v[i].prio == 1 ? OVL_UPPER : OVL_LOWER;
+        rc = cb(arg, l.v[i].name, layer, l.v[i].type, l.v[i].ino);
+        if (rc != 0)
+            break;
+    }
+out:
+    raw_free(&l);
+    return rc < 0 ? rc : 0;
+}
+
+static int snap_add(struct ovl_dir *d, const char *name, uint64_t ino,
+                    unsigned char type)
+{
+    struct ovl_dirent *v = realloc(d->ents, (d->n + 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    d->ents = v;
+    if (!(v[d->n].name = strdup(name)))
+        return -ENOMEM;
+    v[d->n].ino = ino;
+    v[d->n].type = type;
+    d->n++;
+    return 0;
+}
+
+static int snap_cb(void *arg, const char *name, enum ovl_layer l,
+                   unsigned char type, uint64_t ino)
+{
+    (void)l;
+    return snap_add(arg, name, ino, type);
+}
+
+void ovl_dir_clear(struct ovl_dir *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->ents[i].name);
+    free(d->ents);
+    d->ents = NULL;
+    d->n = 0;
+}
+
+int ovl_dir_snapshot(struct ovl_fs *fs, struct ovl_node *n, struct ovl_dir *d)
+{
+    char rel[PATH_MAX];
+    struct ovl_ent e;
+    int rc = ovl_resolve_node(fs, n, rel, sizeof(rel), &e);
+    if (rc < 0)
+        return rc;
+    if (!S_ISDIR(e.st.st_mode))
+        return -ENOTDIR;
+    ovl_dir_clear(d);
+    rc = snap_add(d, ".", n->ino, DT_DIR);
+    if (rc == 0)
+        rc = snap_add(d, "..", n->parent ? n->parent->ino : n->ino, DT_DIR);
+    if (rc == 0)
+        rc = ovl_list(fs, rel, e.lower_merge, snap_cb, d);
+    if (rc < 0)
+        ovl_dir_clear(d);
+    return rc;
+}
+
+static int count_cb(void *arg, const char *name, enum ovl_layer l,
+                    unsigned char type, uint64_t ino)
+{
+    (void)name; (void)l; (void)type; (void)ino;
+    (*(size_t *)arg)++;
+    return 1;                   /* one entry is enough to know */
+}
+
+int ovl_dir_is_empty(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e)
+{
+    size_t n = 0;
+    int rc = ovl_list(fs, rel, e->lower_merge, count_cb, &n);
+    if (rc < 0)
+        return rc;
+    return n == 0;
+}
