@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,6 +127,25 @@ static void fs_close(struct ovl_fs *fs)
     pthread_mutex_destroy(&fs->node_lock);
 }
 
+/* A new upper root takes the lower root's owner, mode and times, as a
+ * copy-up would, and is marked with its origin so this happens once. */
+static int adopt_lower_root(struct ovl_fs *fs, const struct stat *lst)
+{
+    char p[64];
+    uint64_t origin;
+    layer_fdpath(p, sizeof(p), fs->upper_fd, ".");
+    if (lgetxattr(p, OVL_XATTR_ORIGIN, &origin, sizeof(origin)) == sizeof(origin))
+        return 0;
+    struct timespec ts[2] = { lst->st_atim, lst->st_mtim };
+    origin = lst->st_ino;
+    if (chown(p, lst->st_uid, lst->st_gid) < 0 ||
+        chmod(p, lst->st_mode & 07777 & ~(mode_t)(S_ISUID | S_ISGID)) < 0 ||
+        utimensat(AT_FDCWD, p, ts, 0) < 0 ||
+        lsetxattr(p, OVL_XATTR_ORIGIN, &origin, sizeof(origin), 0) < 0)
+        return -errno;
+    return 0;
+}
+
 /* Opens the layers of o->agent and starts the session with an empty temp
  * layer and work dir. */
 static int fs_open(struct ovl_fs *fs, const struct lanefsd_opts *o)
@@ -170,6 +190,11 @@ static int fs_open(struct ovl_fs *fs, const struct lanefsd_opts *o)
     }
     if (fstat(fs->lower_fd, &st) < 0)
         return -errno;
+    if ((rc = adopt_lower_root(fs, &st)) < 0) {
+        fprintf(stderr, "lanefs: cannot prepare the upper of %s: %s\n",
+                o->agent, strerror(-rc));
+        return rc;
+    }
     return node_init(fs, layer_ino(OVL_LOWER, st.st_ino));
 }
 
@@ -231,6 +256,7 @@ int lanefsd_run(const struct lanefsd_opts *o)
         rc = -EIO;
         goto out;
     }
+    fs.se = se;
     if (fuse_set_signal_handlers(se) != 0) {
         rc = -EIO;
         goto out_destroy;

@@ -393,10 +393,14 @@ static void ovl_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
         rc = make_entry(fs, np, newname, s.rel, &s.e, &ep);
     dir_slot_done(&s);
     UN(fs);
-    if (rc < 0)
+    if (rc < 0) {
         fuse_reply_err(req, -rc);
-    else
-        fuse_reply_entry(req, &ep);
+        return;
+    }
+    /* Each name is its own kernel inode here: the source's cached link
+     * count is stale now. Attributes only, so no inode lock is needed. */
+    fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+    fuse_reply_entry(req, &ep);
 }
 
 static void ovl_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

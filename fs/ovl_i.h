@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+struct fuse_session;
+
 #include "fs/config.h"
 #include "fs/pathclass.h"
 
@@ -58,6 +60,7 @@ struct ovl_fs {
     uint64_t work_seq;        /* atomic: unique names in the work dir */
     double timeout;           /* entry/attr cache timeout, seconds */
     unsigned copyup_pause_ms; /* fault hook: pause mid copy-up (tests) */
+    struct fuse_session *se;  /* for cache invalidations */
 };
 
 /* What resolution found for one path of the view. */
