@@ -39,6 +39,14 @@ static struct ovl_handle *HANDLE(struct fuse_file_info *fi)
     return (struct ovl_handle *)(uintptr_t)fi->fh;
 }
 
+/* How long the kernel may cache attributes of st. A file with several hard
+ * links is several kernel inodes here (one per name), so a change through
+ * one name must not leave another name's link count stale. */
+static double attr_timeout(const struct ovl_fs *fs, const struct stat *st)
+{
+    return (S_ISREG(st->st_mode) && st->st_nlink > 1) ? 0.0 : fs->timeout;
+}
+
 /* Fills a FUSE entry for the child (parent, name) found as *e at rel and
  * takes one lookup on its node. */
 static int make_entry(struct ovl_fs *fs, struct ovl_node *parent,
@@ -52,7 +60,7 @@ static int make_entry(struct ovl_fs *fs, struct ovl_node *parent,
     out->ino = node_id(fs, n);
     out->attr = e->st;
     out->attr.st_ino = n->ino;
-    out->attr_timeout = fs->timeout;
+    out->attr_timeout = attr_timeout(fs, &e->st);
     out->entry_timeout = fs->timeout;
     return 0;
 }
@@ -145,7 +153,7 @@ static void ovl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, fs->timeout);
+        fuse_reply_attr(req, &st, attr_timeout(fs, &st));
 }
 
 /* Applies the setattr fields to the entry at rel (resolved, writable), or
@@ -234,7 +242,7 @@ static void ovl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, fs->timeout);
+        fuse_reply_attr(req, &st, attr_timeout(fs, &st));
 }
 
 static void ovl_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -533,6 +541,14 @@ static void ovl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     fuse_reply_err(req, 0);
 }
 
+static void ovl_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+                          off_t off, off_t len, struct fuse_file_info *fi)
+{
+    (void)ino;
+    int rc = fallocate(HANDLE(fi)->fd, mode, off, len) < 0 ? errno : 0;
+    fuse_reply_err(req, rc);
+}
+
 static void ovl_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                       struct fuse_file_info *fi)
 {
@@ -710,6 +726,7 @@ const struct fuse_lowlevel_ops ovl_ops = {
     .flush = ovl_flush,
     .release = ovl_release,
     .fsync = ovl_fsync,
+    .fallocate = ovl_fallocate,
     .opendir = ovl_opendir,
     .readdir = ovl_readdir,
     .readdirplus = ovl_readdirplus,
