@@ -1,0 +1,72 @@
+/* test_parity.c - the same call sequence gives the same results and errno on
+ * a lanefs mount as on a plain directory, whether the starting tree lies in
+ * the lower, in the agent's upper, or in a temp path. */
+#include "harness.h"
+#include "parity.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TEST_PAR(name) Test(parity, name, .init = h_setup, .fini = h_teardown, \
+                            .timeout = H_TIMEOUT)
+
+/* Asserts both logs are equal, showing the first difference in context. */
+static void assert_same_log(const struct plog *fs, const struct plog *plain)
+{
+    size_t n = fs->n > plain->n ? fs->n : plain->n;
+    for (size_t i = 0; i < n; i++) {
+        const char *a = i < fs->n ? fs->line[i] : "(end of log)";
+        const char *b = i < plain->n ? plain->line[i] : "(end of log)";
+        if (strcmp(a, b) == 0)
+            continue;
+        cr_assert_fail("lanefs differs from a plain directory at step %zu\n"
+                       "  previous: %s\n  lanefs:   %s\n  plain:    %s",
+                       i + 1, i ? plain->line[i - 1] : "(start)", a, b);
+    }
+}
+
+static void run_both(const char *fs_base)
+{
+    char *plain = h_at("plain/w");
+    h_mkdir_p(plain, 0755);
+    parity_build_tree(plain);
+    struct plog on_fs = { 0 }, on_plain = { 0 };
+    parity_run(fs_base, &on_fs);
+    parity_run(plain, &on_plain);
+    assert_same_log(&on_fs, &on_plain);
+    cr_assert(on_fs.n > 200, "the sequence logged only %zu steps", on_fs.n);
+    free(on_fs.line);
+    free(on_plain.line);
+}
+
+TEST_PAR(starting_tree_only_in_lower)
+{
+    h_mkdir_p(h_str("%s/w", H.lower), 0755);
+    parity_build_tree(h_str("%s/w", H.lower));
+    char *before = h_snapshot(H.lower);
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    run_both(h_str("%s/w", mnt));
+    h_umount("a");
+    h_assert_same_snapshot(before, h_snapshot(H.lower), "lower after the parity sequence");
+}
+
+TEST_PAR(empty_lower)
+{
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    char *base = h_str("%s/w", mnt);
+    h_mkdir_p(base, 0755);
+    parity_build_tree(base);
+    run_both(base);
+}
+
+TEST_PAR(inside_temp_path)
+{
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    char *base = h_str("%s/tmp/w", mnt);
+    h_mkdir_p(base, 0755);
+    parity_build_tree(base);
+    run_both(base);
+}
