@@ -88,6 +88,32 @@ static int open_lower(const char *lower)
     return fd < 0 ? -errno : fd;
 }
 
+/* Makes the view's directory rel exist (for parents of a nested temp
+ * path): nothing to do when the lower or upper has it, else mkdir in the
+ * upper. */
+static int ensure_view_dir(struct ovl_fs *fs, const char *rel)
+{
+    struct ovl_ent e;
+    char prel[PATH_MAX];
+    int rc = ovl_resolve_path(fs, rel, &e);
+    if (rc == 0)
+        return S_ISDIR(e.st.st_mode) ? 0 : -ENOTDIR;
+    if (rc != -ENOENT)
+        return rc;
+    rc = ovl_make_parents(fs, OVL_UPPER, rel);
+    if (rc < 0)
+        return rc;
+    const char *name = ovl_split(rel, prel, sizeof(prel));
+    int dfd = layer_dir(fs, OVL_UPPER, prel);
+    if (dfd < 0)
+        return dfd;
+    rc = e.upper_whiteout ? -EEXIST : 0;   /* a removed dir stays removed */
+    if (rc == 0 && mkdirat(dfd, name, 0755) < 0)
+        rc = -errno;
+    close(dfd);
+    return rc;
+}
+
 /* Temp roots exist in every session, empty, world-writable and sticky like
  * /tmp, whatever the lower holds at those paths. */
 static int make_temp_roots(struct ovl_fs *fs)
@@ -95,14 +121,29 @@ static int make_temp_roots(struct ovl_fs *fs)
     for (size_t i = 0; i < fs->cfg.n_temp_paths; i++) {
         const char *rel = fs->cfg.temp_paths[i];
         char prel[PATH_MAX];
-        int rc = ovl_make_parents(fs, OVL_TEMP, rel);
+        const char *name = ovl_split(rel, prel, sizeof(prel));
+        int rc = 0;
+        /* Its parents must be directories of the view to be reachable. */
+        for (char *s = prel; prel[0] && rc == 0; s++) {
+            if (*s != '/' && *s != '\0')
+                continue;
+            char c = *s;
+            *s = '\0';
+            rc = ensure_view_dir(fs, prel);
+            *s = c;
+            if (!c)
+                break;
+        }
+        if (rc < 0) {
+            say("temp path %s is unreachable (%s); skipped", rel, strerror(-rc));
+            continue;
+        }
+        rc = ovl_make_parents(fs, OVL_TEMP, rel);
         if (rc < 0)
             return rc;
-        const char *name = ovl_split(rel, prel, sizeof(prel));
         int dfd = layer_dir(fs, OVL_TEMP, prel);
         if (dfd < 0)
             return dfd;
-        rc = 0;
         if (mkdirat(dfd, name, 01777) < 0 && errno != EEXIST)
             rc = -errno;
         close(dfd);
