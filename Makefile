@@ -3,10 +3,12 @@
 
 CC      ?= cc
 PKGS    := fuse3 liburing sqlite3 openssl libattr inih libcjson
+# CFLAGS/LDFLAGS are the user's (e.g. sanitizers); the project's own flags
+# are kept apart so a command-line CFLAGS does not drop them.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=312 -Wall -Wextra -Werror -I. \
+XCFLAGS := -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=312 -Wall -Wextra -Werror -I. \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 BUILD   ?= build
 
 # Debian packages the build, the tests, the demo and the benchmark need.
@@ -42,16 +44,16 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(XCFLAGS) -MMD -MP -c $< -o $@
 
 $(LANEFS): $(LIB_OBJ) $(TOOLS_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(UNIT_BIN): $(LIB_OBJ) $(UNIT_SRC:%.c=$(BUILD)/%.o)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 $(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/%.o)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
