@@ -137,8 +137,9 @@ void h_rm_rf(const char *path);
 /* ---- snapshots -------------------------------------------------------- */
 
 /* A line per entry below dir (dir itself included as "."), sorted by path:
- * type, mode, uid, gid, size, nlink, ino, atime, mtime, ctime (ns), SHA-256
- * of the content or the symlink target, and every xattr with its value.
+ * type, mode, uid, gid, size, nlink, ino, atime (not for symlinks: see
+ * harness_snap.c), mtime, ctime (ns), SHA-256 of the content or the symlink
+ * target, and every xattr with its value.
  * Reads with O_NOATIME so taking a snapshot changes nothing in it. */
 char *h_snapshot(const char *dir);
 /* Asserts two snapshots are equal, printing the first differing line. */

@@ -252,6 +252,9 @@ void parity_build_tree(const char *dir)
               "setxattr on the starting tree: %s", strerror(errno));
     h_put(h_str("%s/f_open", d), "still readable\n", 0644);
     h_put(h_str("%s/f_keep", d), "keep\n", 0644);
+    h_put(h_str("%s/f_h1", d), "hard\n", 0644);
+    cr_assert(link(h_str("%s/f_h1", d), h_str("%s/f_h2", d)) == 0,
+              "link in the starting tree: %s", strerror(errno));
     h_mkdir_p(h_str("%s/d_full/sub", d), 0755);
     h_put(h_str("%s/d_full/one", d), "1\n", 0644);
     h_put(h_str("%s/d_full/two", d), "2\n", 0644);
@@ -448,6 +451,12 @@ static void seq_dirs(void)
     P(mkdirat(D, "nodir/x", 0755));
     P(mkdirat(D, "d_new", 0750));
     pstat("d_new");
+    P(mkdirat(D, "d_new2", 0750));
+    /* A directory renamed over an empty one replaces it. */
+    P(rn("d_moved", "d_new2", 0));
+    pstat("d_moved");
+    ptree("d_new2");
+    P(rn("d_new2", "d_moved", 0));
 
     /* A name deleted and created again has no trace of the old file. */
     PFD(fd, openat(D, "f_x", O_CREAT | O_EXCL | O_RDWR, 0644));
@@ -479,8 +488,10 @@ static void seq_big(void)
     for (size_t i = 0; i < sizeof chunk; i++)
         chunk[i] = (char)(i * 13 + 1);
     PFD(fd, openat(D, "f_big", O_CREAT | O_WRONLY, 0644));
+    long total = 0;
     for (int i = 0; i < 44; i++)
-        P(write(fd, chunk, sizeof chunk));
+        total += write(fd, chunk, sizeof chunk);
+    logf_("44 x write(fd, chunk, 7000) = %ld", total);
     P(close(fd));
     phash("f_big");
     P(truncate(p("f_big"), 100000));
@@ -491,6 +502,24 @@ static void seq_big(void)
     P(n = read(fd, buf, 8));
     pdata(buf, n);
     P(close(fd));
+}
+
+/* Last, as the most demanding: two names of one file from the starting
+ * tree stay one file when it is written through either name. */
+static void seq_hard_links(void)
+{
+    int fd;
+    pstat("f_h1");
+    pstat("f_h2");
+    PFD(fd, openat(D, "f_h1", O_WRONLY | O_APPEND));
+    P(write(fd, "+1\n", 3));
+    P(close(fd));
+    pcat("f_h2");
+    pstat("f_h2");
+    P(fchmodat(D, "f_h2", 0600, 0));
+    pstat("f_h1");
+    P(unlinkat(D, "f_h1", 0));
+    pstat("f_h2");
 }
 
 void parity_run(const char *base, struct plog *log)
@@ -506,6 +535,7 @@ void parity_run(const char *base, struct plog *log)
     seq_attrs();
     seq_dirs();
     seq_big();
+    seq_hard_links();
     ptree(".");
     close(D);
     D = -1;

@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "parity.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,16 +14,35 @@
 /* Asserts both logs are equal, showing the first difference in context. */
 static void assert_same_log(const struct plog *fs, const struct plog *plain)
 {
-    size_t n = fs->n > plain->n ? fs->n : plain->n;
+    size_t n = fs->n > plain->n ? fs->n : plain->n, first = n, ndiff = 0;
     for (size_t i = 0; i < n; i++) {
         const char *a = i < fs->n ? fs->line[i] : "(end of log)";
         const char *b = i < plain->n ? plain->line[i] : "(end of log)";
-        if (strcmp(a, b) == 0)
-            continue;
-        cr_assert_fail("lanefs differs from a plain directory at step %zu\n"
-                       "  previous: %s\n  lanefs:   %s\n  plain:    %s",
-                       i + 1, i ? plain->line[i - 1] : "(start)", a, b);
+        if (strcmp(a, b) != 0 && ndiff++ == 0)
+            first = i;
     }
+    if (ndiff == 0)
+        return;
+    size_t i = first;
+    cr_assert_fail("lanefs differs from a plain directory in %zu of %zu log lines; first:\n"
+                   "  previous: %s\n  lanefs:   %s\n  plain:    %s",
+                   ndiff, n, i ? plain->line[i - 1] : "(start)",
+                   i < fs->n ? fs->line[i] : "(end of log)",
+                   i < plain->n ? plain->line[i] : "(end of log)");
+}
+
+/* With LANEFS_IT_DUMP=DIR set, both logs are written there for reading. */
+static void dump(const struct plog *log, const char *name)
+{
+    const char *dir = getenv("LANEFS_IT_DUMP");
+    if (!dir || !*dir)
+        return;
+    FILE *f = fopen(h_str("%s/%s", dir, name), "w");
+    if (!f)
+        return;
+    for (size_t i = 0; i < log->n; i++)
+        fprintf(f, "%s\n", log->line[i]);
+    fclose(f);
 }
 
 static void run_both(const char *fs_base)
@@ -33,6 +53,9 @@ static void run_both(const char *fs_base)
     struct plog on_fs = { 0 }, on_plain = { 0 };
     parity_run(fs_base, &on_fs);
     parity_run(plain, &on_plain);
+    const char *test = criterion_current_test->name;
+    dump(&on_fs, h_str("%s.lanefs.log", test));
+    dump(&on_plain, h_str("%s.plain.log", test));
     assert_same_log(&on_fs, &on_plain);
     cr_assert(on_fs.n > 200, "the sequence logged only %zu steps", on_fs.n);
     free(on_fs.line);
