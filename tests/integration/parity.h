@@ -15,7 +15,8 @@ void parity_build_tree(const char *dir);
 
 /* Runs the sequence with base (an existing directory holding the starting
  * tree) as the working directory of every call, logging into *log: each
- * call's text, its result and errno, and what it read back. The caller
+ * call's text, its result and errno, and what it read back. The log is
+ * divided into sections, each starting with a line "== name". The caller
  * sets the umask. */
 void parity_run(const char *base, struct plog *log);
 

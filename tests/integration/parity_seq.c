@@ -42,7 +42,8 @@ static void logf_(const char *fmt, ...)
         cr_assert(L->line != NULL);
     }
     size_t i = L->n++;
-    L->line[i] = h_str("%04zu %s", i + 1, s);
+    /* Section headers ("== name") stay unnumbered so they can be found. */
+    L->line[i] = strncmp(s, "== ", 3) == 0 ? h_str("%s", s) : h_str("%04zu %s", i + 1, s);
     free(s);
 }
 
@@ -252,6 +253,7 @@ void parity_build_tree(const char *dir)
               "setxattr on the starting tree: %s", strerror(errno));
     h_put(h_str("%s/f_open", d), "still readable\n", 0644);
     h_put(h_str("%s/f_keep", d), "keep\n", 0644);
+    h_put(h_str("%s/f_stale", d), "old\n", 0644);
     h_put(h_str("%s/f_h1", d), "hard\n", 0644);
     cr_assert(link(h_str("%s/f_h1", d), h_str("%s/f_h2", d)) == 0,
               "link in the starting tree: %s", strerror(errno));
@@ -504,8 +506,25 @@ static void seq_big(void)
     P(close(fd));
 }
 
-/* Last, as the most demanding: two names of one file from the starting
- * tree stay one file when it is written through either name. */
+/* A descriptor opened for reading before another one writes the file
+ * reads the new data: one file, whatever layer it lives in. */
+static void seq_open_fds(void)
+{
+    int rfd, fd;
+    ssize_t n;
+    char buf[64];
+    PFD(rfd, openat(D, "f_stale", O_RDONLY));
+    PFD(fd, openat(D, "f_stale", O_WRONLY | O_TRUNC));
+    P(write(fd, "new!\n", 5));
+    P(close(fd));
+    P(n = pread(rfd, buf, sizeof buf, 0));
+    pdata(buf, n);
+    pfstat(rfd);
+    P(close(rfd));
+}
+
+/* Two names of one file from the starting tree stay one file when it is
+ * written through either name. */
 static void seq_hard_links(void)
 {
     int fd;
@@ -528,14 +547,25 @@ void parity_run(const char *base, struct plog *log)
     BASE = base;
     D = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     cr_assert(D >= 0, "open %s: %s", base, strerror(errno));
+    logf_("== start");
     ptree(".");
+    logf_("== files");
     seq_files();
+    logf_("== renames");
     seq_renames();
+    logf_("== links");
     seq_links();
+    logf_("== attrs");
     seq_attrs();
+    logf_("== dirs");
     seq_dirs();
+    logf_("== big");
     seq_big();
+    logf_("== open fds");
+    seq_open_fds();
+    logf_("== hard links");
     seq_hard_links();
+    logf_("== end");
     ptree(".");
     close(D);
     D = -1;

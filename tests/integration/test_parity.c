@@ -11,24 +11,48 @@
 #define TEST_PAR(name) Test(parity, name, .init = h_setup, .fini = h_teardown, \
                             .timeout = H_TIMEOUT)
 
-/* Asserts both logs are equal, showing the first difference in context. */
+/* Index of the line after section header "== name" in log, or log->n. */
+static size_t section_start(const struct plog *log, const char *header)
+{
+    for (size_t i = 0; i < log->n; i++)
+        if (strcmp(log->line[i], header) == 0)
+            return i + 1;
+    return log->n;
+}
+
+static size_t section_end(const struct plog *log, size_t from)
+{
+    while (from < log->n && strncmp(log->line[from], "== ", 3) != 0)
+        from++;
+    return from;
+}
+
+/* Asserts both logs are equal. Sections are compared one by one, so one
+ * difference does not hide the next behaviour's; the first difference of
+ * each differing section is shown. */
 static void assert_same_log(const struct plog *fs, const struct plog *plain)
 {
-    size_t n = fs->n > plain->n ? fs->n : plain->n, first = n, ndiff = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *a = i < fs->n ? fs->line[i] : "(end of log)";
-        const char *b = i < plain->n ? plain->line[i] : "(end of log)";
-        if (strcmp(a, b) != 0 && ndiff++ == 0)
-            first = i;
+    char *report = h_str("%s", "");
+    int bad = 0;
+    for (size_t h = 0; h < plain->n; h++) {
+        if (strncmp(plain->line[h], "== ", 3) != 0)
+            continue;
+        size_t pb = h + 1, pe = section_end(plain, pb);
+        size_t fb = section_start(fs, plain->line[h]), fe = section_end(fs, fb);
+        for (size_t k = 0; pb + k < pe || fb + k < fe; k++) {
+            const char *a = fb + k < fe ? fs->line[fb + k] : "(end of section)";
+            const char *b = pb + k < pe ? plain->line[pb + k] : "(end of section)";
+            if (strcmp(a, b) == 0)
+                continue;
+            report = h_str("%s\n[%s]\n  previous: %s\n  lanefs:   %s\n  plain:    %s",
+                           report, plain->line[h] + 3,
+                           k ? plain->line[pb + k - 1] : "(start of section)", a, b);
+            bad++;
+            break;
+        }
     }
-    if (ndiff == 0)
-        return;
-    size_t i = first;
-    cr_assert_fail("lanefs differs from a plain directory in %zu of %zu log lines; first:\n"
-                   "  previous: %s\n  lanefs:   %s\n  plain:    %s",
-                   ndiff, n, i ? plain->line[i - 1] : "(start)",
-                   i < fs->n ? fs->line[i] : "(end of log)",
-                   i < plain->n ? plain->line[i] : "(end of log)");
+    cr_assert_eq(bad, 0, "lanefs differs from a plain directory in %d section(s):%s",
+                 bad, report);
 }
 
 /* With LANEFS_IT_DUMP=DIR set, both logs are written there for reading. */
