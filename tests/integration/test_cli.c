@@ -3,6 +3,8 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -191,6 +193,84 @@ TEST_CLI(mount_refuses_directory_that_is_not_a_volume)
     h_lanefs(&r, NULL, "mount", notvol, "--agent", "a", mnt, (char *)NULL);
     assert_refused(&r, "mount of a directory without volume.conf");
     cr_assert_str_eq(h_mount_fstype(mnt), "");
+}
+
+TEST_CLI(mount_refuses_missing_mount_point)
+{
+    h_init(NULL);
+    struct h_res r;
+    h_lanefs(&r, NULL, "mount", H.state, "--agent", "a", h_at("mnt/none"), (char *)NULL);
+    assert_refused(&r, "mount on a missing mount point");
+    cr_assert_str_eq(h_mount_fstype(h_at("mnt/none")), "");
+}
+
+TEST_CLI(umount_refuses_what_is_not_a_lanefs_mount)
+{
+    char *dir = h_at("mnt/plain");
+    h_mkdir_p(dir, 0755);
+    struct h_res r;
+    h_lanefs(&r, NULL, "umount", dir, (char *)NULL);
+    assert_refused(&r, "umount of a plain directory");
+    h_lanefs(&r, NULL, "umount", h_at("mnt/none"), (char *)NULL);
+    assert_refused(&r, "umount of a missing path");
+}
+
+static bool pid_alive(pid_t pid)
+{
+    char *st = h_get(h_str("/proc/%d/stat", (int)pid));
+    char *paren = st ? strrchr(st, ')') : NULL;
+    return paren && paren[1] == ' ' && paren[2] != 'Z';
+}
+
+/* umount returns once the daemon has gone and the temp layer with it. */
+TEST_CLI(umount_waits_for_the_daemon)
+{
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    h_put(h_str("%s/tmp/t", mnt), "t", 0644);
+    char *pidtext = h_get(h_agent_path("a", "daemon.pid"));
+    cr_assert_not_null(pidtext, "no daemon.pid while mounted");
+    pid_t pid = (pid_t)atoi(pidtext);
+    cr_assert(pid > 1 && pid_alive(pid), "daemon.pid names no live process: \"%s\"", pidtext);
+    h_umount("a");
+    cr_assert(!pid_alive(pid), "daemon %d still runs after umount returned", (int)pid);
+    char *left = h_ls(h_agent_path("a", "temp"));
+    cr_assert(strcmp(left, "") == 0 || strcmp(left, "!ENOENT") == 0,
+              "temp layer after umount: %s", left);
+    cr_assert_str_eq(h_ls(mnt), "", "the mount point is not the empty dir it was");
+}
+
+/* --lazy detaches a busy mount at once; open files keep working and the
+ * session ends when the last one closes. */
+TEST_CLI(umount_lazy_detaches_a_busy_mount)
+{
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    h_put(h_str("%s/tmp/t", mnt), "t", 0644);
+    h_put(h_str("%s/f", mnt), "held open", 0644);
+    int fd = open(h_str("%s/f", mnt), O_RDONLY | O_CLOEXEC);
+    cr_assert(fd >= 0);
+    pid_t pid = (pid_t)atoi(h_get(h_agent_path("a", "daemon.pid")));
+    struct h_res r;
+    h_lanefs(&r, NULL, "umount", mnt, "--lazy", (char *)NULL);
+    cr_assert_eq(r.code, 0, "umount --lazy of a busy mount: exit %d: %s", r.code, r.err);
+    cr_assert_str_eq(h_mount_fstype(mnt), "", "still mounted after umount --lazy");
+    h_forget_mount("a");
+    char buf[32] = "";
+    cr_assert_eq(pread(fd, buf, sizeof buf - 1, 0), 9, "read from a lazily detached mount: %s",
+                 strerror(errno));
+    cr_assert_str_eq(buf, "held open");
+    close(fd);
+    bool gone = false;
+    for (int waited = 0; !gone && waited < 30000; waited += 50) {
+        gone = !pid_alive(pid);
+        if (!gone)
+            usleep(50 * 1000);
+    }
+    cr_assert(gone, "daemon still runs 30 s after the last file of a lazy umount closed");
+    char *left = h_ls(h_agent_path("a", "temp"));
+    cr_assert(strcmp(left, "") == 0 || strcmp(left, "!ENOENT") == 0,
+              "temp layer after the lazy session ended: %s", left);
 }
 
 TEST_CLI(mount_options_and_fstype)

@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,18 +63,23 @@ TEST_ISO(private_changes_stay_private)
     h_put(in(A, "data/in.txt"), "changed by a\n", 0644);
     cr_assert_eq(unlink(in(A, "docs/readme")), 0, "unlink: %s", strerror(errno));
 
+    cr_assert_eq(unlink(in(B, "data/in.txt")), 0, "unlink: %s", strerror(errno));
+    cr_assert_eq(rename(in(B, "docs"), in(B, "docs-b")), 0, "rename: %s", strerror(errno));
+
     assert_absent(B, "a_only.txt", "b");
     assert_absent(B, "newdir", "b");
     assert_absent(A, "b_only.txt", "a");
     assert_content(A, "data/in.txt", "changed by a\n", "a");
-    assert_content(B, "data/in.txt", "input\n", "b");
+    assert_absent(B, "data/in.txt", "b");
     assert_absent(A, "docs/readme", "a");
-    assert_content(B, "docs/readme", "readme\n", "b");
+    assert_content(B, "docs-b/readme", "readme\n", "b");
 
     cr_assert_str_eq(h_ls(A), "a_only.txt data docs newdir tmp");
-    cr_assert_str_eq(h_ls(B), "b_only.txt data docs tmp");
+    cr_assert_str_eq(h_ls(B), "b_only.txt data docs-b tmp");
     cr_assert_str_eq(h_ls(in(A, "docs")), "");
-    cr_assert_str_eq(h_ls(in(B, "docs")), "readme");
+    cr_assert_str_eq(h_ls(in(A, "data")), "in.txt");
+    cr_assert_str_eq(h_ls(in(B, "data")), "");
+    cr_assert_str_eq(h_ls(in(B, "docs-b")), "readme");
 }
 
 TEST_ISO(temp_paths_start_empty_and_are_private)
