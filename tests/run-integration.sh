@@ -77,7 +77,7 @@ detach_all
 want_exe=$(readlink -f "$LANEFS")
 for pidfile in "$run_tmp"/*/*/agents/*/daemon.pid; do
     [ -f "$pidfile" ] || continue
-    pid=$(cat "$pidfile" 2>/dev/null)
+    pid=$(head -n 1 "$pidfile" 2>/dev/null)
     case "$pid" in ''|*[!0-9]*) continue ;; esac
     # Only a process that still runs the lanefs binary: pids get reused.
     if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$want_exe" ]; then

@@ -132,7 +132,8 @@ char *h_ls(const char *path)
     closedir(d);
     char *out = calloc(1, total);
     cr_assert(out != NULL);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n > 1)
+        qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         if (i)
             strcat(out, " ");
