@@ -259,7 +259,7 @@ static int write_pid(const struct lanefsd_opts *o)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -errno;
-    fprintf(f, "%d\n%s\n", (int)getpid(), o->mountpoint);
+    fprintf(f, "%d\n", (int)getpid());
     if (fclose(f) != 0 || rename(tmp, p) < 0)
         return -errno;
     return 0;
@@ -272,11 +272,61 @@ static void remove_pid(const struct lanefsd_opts *o)
     unlink(p);
 }
 
+/* Forks the serving process off the mounted session. The parent gets 1 once
+ * the child has written its pid file and detached (so a caller that returns
+ * finds the agent registered), or -EIO when the child failed. The child gets
+ * 0 with stdio on /dev/null and the log. */
+static int detach(const struct lanefsd_opts *o)
+{
+    int p[2];
+    char c = 0;
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int rc = -errno;
+        close(p[0]);
+        close(p[1]);
+        return rc;
+    }
+    if (pid > 0) {
+        ssize_t n;
+        close(p[1]);
+        do n = read(p[0], &c, 1); while (n < 0 && errno == EINTR);
+        close(p[0]);
+        return (n == 1 && c == 'R') ? 1 : -EIO;
+    }
+    close(p[0]);
+    setsid();
+    if (chdir("/") < 0) { /* nothing below uses the cwd */ }
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    char logp[PATH_MAX];
+    snprintf(logp, sizeof(logp), "%s/lanefs.log", o->state_dir);
+    int lfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (nul >= 0) {
+        dup2(nul, STDIN_FILENO);
+        dup2(nul, STDOUT_FILENO);
+        close(nul);
+    }
+    int rc = write_pid(o);
+    if (rc < 0)
+        fprintf(stderr, "lanefs: cannot write the pid file: %s\n", strerror(-rc));
+    else if (write(p[1], "R", 1) != 1)
+        rc = -EIO;
+    close(p[1]);
+    if (lfd >= 0) {
+        dup2(lfd, STDERR_FILENO);
+        close(lfd);
+    }
+    return rc;
+}
+
 int lanefsd_run(const struct lanefsd_opts *o)
 {
     static struct ovl_fs fs;
     char opts[3 * PATH_MAX];
     struct fuse_session *se = NULL;
+    bool pid_written = false;
     int rc;
 
     umask(0);   /* modes come from the kernel with the caller's umask applied */
@@ -309,28 +359,22 @@ int lanefsd_run(const struct lanefsd_opts *o)
         goto out_signals;
     }
     if (!o->foreground && !o->debug) {
-        char logp[PATH_MAX];
-        snprintf(logp, sizeof(logp), "%s/lanefs.log", o->state_dir);
-        if (fuse_daemonize(0) != 0) {
-            rc = -EIO;
+        rc = detach(o);
+        if (rc == 1)
+            return 1;           /* parent: the daemon serves the mount */
+        if (rc < 0)
             goto out_unmount;
-        }
-        int lfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (lfd >= 0) {
-            dup2(lfd, STDERR_FILENO);
-            close(lfd);
-        }
-    }
-    if ((rc = write_pid(o)) < 0) {
-        say("cannot write the pid file: %s", strerror(-rc));
+    } else if ((rc = write_pid(o)) < 0) {
+        fprintf(stderr, "lanefs: cannot write the pid file: %s\n", strerror(-rc));
         goto out_unmount;
     }
+    pid_written = true;
     say("serving agent %s at %s", o->agent, o->mountpoint);
 
     struct fuse_loop_config *lc = fuse_loop_cfg_create();
     if (!lc) {
         rc = -ENOMEM;
-        goto out_pid;
+        goto out_unmount;
     }
     fuse_loop_cfg_set_clone_fd(lc, 0);
     fuse_loop_cfg_set_max_threads(lc, 16);
@@ -339,8 +383,6 @@ int lanefsd_run(const struct lanefsd_opts *o)
     fuse_loop_cfg_destroy(lc);
     rc = rc > 0 ? 0 : rc;   /* a positive value is the signal that ended it */
     say("session of agent %s ended", o->agent);
-out_pid:
-    remove_pid(o);
 out_unmount:
     fuse_session_unmount(se);
 out_signals:
@@ -354,5 +396,8 @@ out:
     if (fs.work_fd >= 0)
         layer_empty_dir(fs.work_fd);
     fs_close(&fs);
+    /* Last: whoever waits for this agent's daemon may now reuse its layers. */
+    if (pid_written)
+        remove_pid(o);
     return rc;
 }

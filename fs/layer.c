@@ -110,10 +110,10 @@ int layer_rm_tree(int dirfd, const char *name)
         return errno == ENOENT ? 0 : -errno;
     int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return -errno;
+        return errno == ENOENT ? 0 : -errno;
     int rc = layer_empty_dir(fd);
     close(fd);
-    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && rc == 0)
+    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && rc == 0 && errno != ENOENT)
         rc = -errno;
     return rc;
 }
