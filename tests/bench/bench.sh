@@ -367,6 +367,13 @@ machine_line() {
         "$(df "$WORK" | awk 'NR == 2 { print $1 }')"
 }
 
+# The recorded samples of one figure, formatted, comma separated.
+samples() {
+    local v out=()
+    for v in ${RES["$1|$2"]:-}; do out+=("$(fmt "$v")"); done
+    (IFS=,; printf '%s' "${out[*]}") | sed 's/,/, /g'
+}
+
 fo_version() {
     local out
     out=$(fuse-overlayfs --version 2>&1 || true)
@@ -389,6 +396,15 @@ write_markdown() {
         done
         printf '\nMB/s, IOPS and files/s: higher is better. Seconds: lower is better.\n'
         printf 'Ratios divide the figures as shown, so for seconds a ratio above 1 means lanefs is slower.\n'
+        # The single runs behind each median, so the spread can be judged.
+        printf '\nAll runs, in order:\n\n'
+        printf '| workload | system | runs |\n| --- | --- | --- |\n'
+        local w s
+        for w in "${WORKLOADS[@]}"; do
+            for s in "${SYSTEMS[@]}"; do
+                printf '| %s | %s | %s |\n' "${LABEL[$w]}" "$s" "$(samples "$w" "$s")"
+            done
+        done
     } >"$BENCH_OUT"
 }
 
