@@ -425,6 +425,13 @@ main() {
     fi
 
     build_tool
+    if selected lanefs; then
+        # Measure one fixed binary: a rebuild of build/lanefs during the run
+        # would otherwise change (or, mid-link, break) the system under test.
+        mkdir -p "$WORK/bin"
+        cp "$LANEFS" "$WORK/bin/lanefs"
+        LANEFS=$WORK/bin/lanefs
+    fi
     make_lower
     if selected lanefs; then
         "$LANEFS" init "$STATE" --lower "$LOWER" >/dev/null || die "lanefs init failed"
