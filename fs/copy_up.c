@@ -282,18 +282,39 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
     if (rc < 0)
         goto fail;
 
+    if (S_ISREG(e->st.st_mode) && e->st.st_nlink > 1) {
+        /* Other names of this lower file will link to the same copy. */
+        char key[64];
+        layer_index_name(key, sizeof(key), &e->st);
+        if (linkat(fs->work_fd, wname, fs->index_fd, key, 0) < 0 &&
+            errno != EEXIST) {
+            rc = -errno;
+            goto fail;
+        }
+    }
     const char *name = ovl_split(rel, prel, sizeof(prel));
     udfd = layer_dir(fs, OVL_UPPER, prel);
     if (udfd < 0) { rc = udfd; goto fail; }
     if (renameat2(fs->work_fd, wname, udfd, name, RENAME_NOREPLACE) < 0) {
         rc = -errno;
+        /* A concurrent reader made this parent dir first: same result. */
+        if (rc == -EEXIST && S_ISDIR(e->st.st_mode)) {
+            layer_rm_tree(fs->work_fd, wname);
+            rc = fstatat(udfd, name, &e->st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+            if (rc == 0)
+                e->layer = OVL_UPPER;
+            goto out;
+        }
         goto fail;
     }
+    struct stat lst = e->st;
     if (fstatat(udfd, name, &e->st, AT_SYMLINK_NOFOLLOW) < 0) {
         rc = -errno;
         goto out;
     }
     e->layer = OVL_UPPER;
+    if (S_ISREG(lst.st_mode))
+        handle_copied_up(fs, &lst, rel);
     goto out;
 fail:
     layer_rm_tree(fs->work_fd, wname);

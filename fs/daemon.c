@@ -155,7 +155,8 @@ static int make_temp_roots(struct ovl_fs *fs)
 
 static void fs_close(struct ovl_fs *fs)
 {
-    int *fds[] = { &fs->lower_fd, &fs->upper_fd, &fs->temp_fd, &fs->work_fd };
+    int *fds[] = { &fs->lower_fd, &fs->upper_fd, &fs->temp_fd, &fs->work_fd,
+                   &fs->index_fd };
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0) {
             close(*fds[i]);
@@ -166,6 +167,7 @@ static void fs_close(struct ovl_fs *fs)
     vol_config_free(&fs->cfg);
     pthread_rwlock_destroy(&fs->ns_lock);
     pthread_mutex_destroy(&fs->node_lock);
+    pthread_mutex_destroy(&fs->handle_lock);
 }
 
 /* A new upper root takes the lower root's owner, mode and times, as a
@@ -196,9 +198,10 @@ static int fs_open(struct ovl_fs *fs, const struct lanefsd_opts *o)
     int rc;
 
     memset(fs, 0, sizeof(*fs));
-    fs->lower_fd = fs->upper_fd = fs->temp_fd = fs->work_fd = -1;
+    fs->lower_fd = fs->upper_fd = fs->temp_fd = fs->work_fd = fs->index_fd = -1;
     pthread_rwlock_init(&fs->ns_lock, NULL);
     pthread_mutex_init(&fs->node_lock, NULL);
+    pthread_mutex_init(&fs->handle_lock, NULL);
     fs->timeout = 1.0;
     const char *pause = getenv("LANEFS_FAULT_COPYUP_PAUSE_MS");
     if (pause)
@@ -216,7 +219,8 @@ static int fs_open(struct ovl_fs *fs, const struct lanefsd_opts *o)
     }
     if ((rc = fs->upper_fd = open_dir(o->state_dir, o->agent, "upper")) < 0 ||
         (rc = fs->temp_fd = open_dir(o->state_dir, o->agent, "temp")) < 0 ||
-        (rc = fs->work_fd = open_dir(o->state_dir, o->agent, "work")) < 0) {
+        (rc = fs->work_fd = open_dir(o->state_dir, o->agent, "work")) < 0 ||
+        (rc = fs->index_fd = open_dir(o->state_dir, o->agent, "index")) < 0) {
         fprintf(stderr, "lanefs: cannot create the layers of agent %s in %s: %s\n",
                 o->agent, o->state_dir, strerror(-rc));
         return rc;
@@ -231,6 +235,7 @@ static int fs_open(struct ovl_fs *fs, const struct lanefsd_opts *o)
     }
     if (fstat(fs->lower_fd, &st) < 0)
         return -errno;
+    fs->lower_dev = st.st_dev;
     if ((rc = adopt_lower_root(fs, &st)) < 0) {
         fprintf(stderr, "lanefs: cannot prepare the upper of %s: %s\n",
                 o->agent, strerror(-rc));

@@ -124,6 +124,12 @@ void layer_work_name(struct ovl_fs *fs, char *buf, size_t len)
     snprintf(buf, len, "w%d.%llu", (int)getpid(), (unsigned long long)seq);
 }
 
+void layer_index_name(char *buf, size_t len, const struct stat *st)
+{
+    snprintf(buf, len, "%llx-%llx", (unsigned long long)st->st_dev,
+             (unsigned long long)st->st_ino);
+}
+
 uint64_t layer_ino(enum ovl_layer l, ino_t real)
 {
     /* The lower and the state dir may be different filesystems: tag the

@@ -53,6 +53,30 @@ static bool layer_stat(struct ovl_fs *fs, enum ovl_layer l, const char *prel,
     return found;
 }
 
+/* A lower file with several links, one of which was copied up, must show
+ * the copy under every name: link the indexed copy in under this name.
+ * Idempotent, so it is safe for concurrent readers. 0 when it did. */
+static int index_link_in(struct ovl_fs *fs, const char *prel, const char *name,
+                         const struct stat *lst)
+{
+    char key[64], rel[PATH_MAX];
+    struct stat ist;
+    layer_index_name(key, sizeof(key), lst);
+    if (fstatat(fs->index_fd, key, &ist, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    int rc = ovl_join(rel, sizeof(rel), prel, name);
+    if (rc == 0)
+        rc = ovl_make_parents(fs, OVL_UPPER, rel);
+    if (rc < 0)
+        return rc;
+    int dfd = layer_dir(fs, OVL_UPPER, prel);
+    if (dfd < 0)
+        return dfd;
+    rc = linkat(fs->index_fd, key, dfd, name, 0) < 0 && errno != EEXIST ? -errno : 0;
+    close(dfd);
+    return rc;
+}
+
 /* Resolves name in directory prel whose lower merges when parent_merges. */
 static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
                       const char *name, struct ovl_ent *e)
@@ -81,6 +105,14 @@ static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
     if (parent_merges) {
         e->in_lower = layer_stat(fs, OVL_LOWER, prel, name, &lst, NULL);
         lower_dir = e->in_lower && S_ISDIR(lst.st_mode);
+        if (!in_upper && !e->upper_whiteout && e->in_lower &&
+            S_ISREG(lst.st_mode) && lst.st_nlink > 1 &&
+            index_link_in(fs, prel, name, &lst) == 0) {
+            if (udfd < 0)
+                udfd = layer_dir(fs, OVL_UPPER, prel);
+            in_upper = udfd >= 0 &&
+                       fstatat(udfd, name, &ust, AT_SYMLINK_NOFOLLOW) == 0;
+        }
     }
     if (in_upper) {
         e->layer = OVL_UPPER;
@@ -204,4 +236,16 @@ uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e
         }
     }
     return layer_ino(e->layer, e->st.st_ino);
+}
+
+void ovl_fix_nlink(struct ovl_fs *fs, uint64_t ino, struct stat *st)
+{
+    if (!S_ISREG(st->st_mode) || st->st_nlink < 2 || ino != layer_ino(OVL_LOWER, ino))
+        return;
+    char key[64];
+    struct stat lst = { .st_dev = fs->lower_dev, .st_ino = (ino_t)ino }, ist;
+    layer_index_name(key, sizeof(key), &lst);
+    if (fstatat(fs->index_fd, key, &ist, AT_SYMLINK_NOFOLLOW) == 0 &&
+        ist.st_ino == st->st_ino && ist.st_dev == st->st_dev)
+        st->st_nlink--;
 }

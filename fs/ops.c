@@ -19,11 +19,6 @@
 #include "fs/dir_i.h"
 #include "fs/ops.h"
 
-struct ovl_handle {
-    int fd;
-    enum ovl_layer layer;
-};
-
 struct ovl_dirh {
     struct ovl_dir d;
     bool fresh;               /* d.lock: snapshot taken by opendir, unused */
@@ -59,6 +54,7 @@ static int make_entry(struct ovl_fs *fs, struct ovl_node *parent,
     memset(out, 0, sizeof(*out));
     out->ino = node_id(fs, n);
     out->attr = e->st;
+    ovl_fix_nlink(fs, n->ino, &out->attr);
     out->attr.st_ino = n->ino;
     out->attr_timeout = attr_timeout(fs, &e->st);
     out->entry_timeout = fs->timeout;
@@ -139,6 +135,7 @@ static int node_stat(struct ovl_fs *fs, struct ovl_node *n,
     if (rc < 0)
         return rc;
     *st = e.st;
+    ovl_fix_nlink(fs, n->ino, st);
     st->st_ino = n->ino;
     return 0;
 }
@@ -467,6 +464,9 @@ static int open_node(struct ovl_fs *fs, struct ovl_node *n, int flags,
         return fd;
     h->fd = fd;
     h->layer = e.layer;
+    h->dev = e.st.st_dev;
+    h->ino = e.st.st_ino;
+    handle_track(fs, h);
     return 0;
 }
 
@@ -494,6 +494,7 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     /* Lower data never changes: keep its pages across opens. */
     fi->keep_cache = h->layer == OVL_LOWER;
     if (fuse_reply_open(req, fi) != 0) {
+        handle_untrack(fs, h);
         close(h->fd);
         free(h);
     }
@@ -536,6 +537,7 @@ static void ovl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
     struct ovl_handle *h = HANDLE(fi);
     (void)ino;
+    handle_untrack(FS(req), h);
     close(h->fd);
     free(h);
     fuse_reply_err(req, 0);

@@ -52,6 +52,9 @@ struct ovl_fs {
     int upper_fd;             /* agents/NAME/upper */
     int temp_fd;              /* agents/NAME/temp */
     int work_fd;              /* agents/NAME/work */
+    dev_t lower_dev;          /* st_dev of the lower root */
+    int index_fd;             /* agents/NAME/index: copies of hard-linked
+                                 lower files, by lower dev and inode */
     pthread_rwlock_t ns_lock;
     pthread_mutex_t node_lock;
     void *node_index;         /* node_lock: tsearch tree keyed (parent,name) */
@@ -61,6 +64,17 @@ struct ovl_fs {
     double timeout;           /* entry/attr cache timeout, seconds */
     unsigned copyup_pause_ms; /* fault hook: pause mid copy-up (tests) */
     struct fuse_session *se;  /* for cache invalidations */
+    pthread_mutex_t handle_lock;
+    struct ovl_handle *lower_handles; /* handle_lock: open lower files */
+};
+
+/* An open file of the view. */
+struct ovl_handle {
+    int fd;                   /* the layer's file; replaced after copy-up */
+    enum ovl_layer layer;     /* handle_lock while tracked */
+    dev_t dev;                /* lower file, while layer == OVL_LOWER */
+    ino_t ino;
+    struct ovl_handle *prev, *next;   /* handle_lock: fs->lower_handles */
 };
 
 /* What resolution found for one path of the view. */
@@ -91,6 +105,8 @@ int  layer_rm_tree(int dirfd, const char *name);
 int  layer_empty_dir(int dirfd);
 /* Unique name in the work dir for a new scratch entry. */
 void layer_work_name(struct ovl_fs *fs, char *buf, size_t len);
+/* Name of the index entry of lower file st ("DEV-INO" in hex). */
+void layer_index_name(char *buf, size_t len, const struct stat *st);
 /* Reported inode number of an entry of layer l. */
 uint64_t layer_ino(enum ovl_layer l, ino_t real);
 /* Reads the origin xattr of name in dirfd: reported ino, or 0 if none. */
@@ -138,6 +154,9 @@ int  ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
 bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n);
 /* Marks every cached resolution stale; caller holds ns_lock for writing. */
 void ovl_ns_changed(struct ovl_fs *fs);
+/* Takes the index's own link out of the link count of st (reported inode
+ * number ino) when st is an indexed copy of a hard-linked lower file. */
+void ovl_fix_nlink(struct ovl_fs *fs, uint64_t ino, struct stat *st);
 /* Reported st_ino of a resolved entry at rel. */
 uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e);
 
@@ -154,6 +173,14 @@ int  ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
 int  ovl_copy_up_tree(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
 /* Creates the parents of rel in layer l (upper: copies up lower dirs). */
 int  ovl_make_parents(struct ovl_fs *fs, enum ovl_layer l, const char *rel);
+
+/* ---- handle.c ---- */
+/* Registers an open lower file (no-op for other layers). */
+void handle_track(struct ovl_fs *fs, struct ovl_handle *h);
+void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h);
+/* The lower file lst was copied up to rel: points every open read-only
+ * handle of it at the copy, so a reader sees the writes that follow. */
+void handle_copied_up(struct ovl_fs *fs, const struct stat *lst, const char *rel);
 
 /* ---- readdir.c ---- */
 struct ovl_dirent {
