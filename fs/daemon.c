@@ -347,6 +347,7 @@ int lanefsd_run(const struct lanefsd_opts *o)
     struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
 
     se = fuse_session_new(&args, &ovl_ops, sizeof(ovl_ops), &fs);
+    fuse_opt_free_args(&args);
     if (!se) {
         fprintf(stderr, "lanefs: cannot create the FUSE session\n");
         rc = -EIO;

@@ -133,7 +133,8 @@ int ovl_list(struct ovl_fs *fs, const char *rel, bool merges,
     if (rc < 0)
         goto out;
 
-    qsort(l.v, l.n, sizeof(*l.v), raw_cmp);
+    if (l.n)
+        qsort(l.v, l.n, sizeof(*l.v), raw_cmp);
     for (size_t i = 0; i < l.n; i++) {
         if (i > 0 && !strcmp(l.v[i].name, l.v[i - 1].name))
             continue;           /* a higher layer already had this name */
