@@ -20,6 +20,8 @@ FS_SRC    := $(wildcard fs/*.c)
 TOOLS_SRC := $(wildcard tools/*.c)
 LIB_OBJ   := $(FS_SRC:%.c=$(BUILD)/%.o)
 TOOLS_OBJ := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
+# tools/ helpers the unit tests link (not main, not the subcommands)
+TOOLS_LIB_OBJ := $(filter-out $(BUILD)/tools/lanefs.o $(BUILD)/tools/cmd_%.o,$(TOOLS_OBJ))
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 INTEG_SRC := $(wildcard tests/integration/*.c)
 
@@ -49,7 +51,7 @@ $(BUILD)/%.o: %.c
 $(LANEFS): $(LIB_OBJ) $(TOOLS_OBJ)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(UNIT_BIN): $(LIB_OBJ) $(UNIT_SRC:%.c=$(BUILD)/%.o)
+$(UNIT_BIN): $(LIB_OBJ) $(TOOLS_LIB_OBJ) $(UNIT_SRC:%.c=$(BUILD)/%.o)
 	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 $(INTEG_BIN): $(INTEG_SRC:%.c=$(BUILD)/%.o)
