@@ -55,8 +55,8 @@ static int lanefs_help(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        lanefs_usage(stderr);
         cli_err("no command given");
+        lanefs_usage(stderr);
         return CLI_EXIT_USAGE;
     }
     const char *name = argv[1];
