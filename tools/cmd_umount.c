@@ -12,6 +12,9 @@
 #include "tools/mountinfo.h"
 
 #define UMOUNT_POLL_MS 50
+/* With --lazy the daemon exits only after the last open file is closed, so
+ * umount waits briefly for a quick exit but does not insist. */
+#define UMOUNT_LAZY_WAIT_S 2
 
 static void umount_usage(FILE *out)
 {
@@ -22,7 +25,8 @@ static void umount_usage(FILE *out)
 "removed the session's temp files and exited.\n"
 "\n"
 "  -l, --lazy   detach now even if files are open (MNT_DETACH); the daemon\n"
-"               exits once the last of them is closed\n"
+"               ends the session once the last of them is closed, and\n"
+"               umount does not wait for that\n"
 "  -h, --help   show this help\n", out);
 }
 
@@ -33,9 +37,7 @@ static double umount_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Waits for pid to go away. Returns true when it did within the limit. */
-#define UMOUNT_LAZY_WAIT_S 2
-
+/* Waits up to seconds for pid to go away. True when it did. */
 static bool umount_wait_exit(pid_t pid, int seconds)
 {
     const struct timespec step = { 0, UMOUNT_POLL_MS * 1000000L };
