@@ -362,9 +362,8 @@ print_table() {
 machine_line() {
     local fstype
     fstype=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
-    printf '%s cores, %s memory, kernel %s, %s on %s' "$(nproc)" \
-        "$(free -h | awk '/^Mem:/ { print $2 }')" "$(uname -r)" "$fstype" \
-        "$(df "$WORK" | awk 'NR == 2 { print $1 }')"
+    printf '%s cores, %s memory, kernel %s, scratch dir on %s' "$(nproc)" \
+        "$(free -h | awk '/^Mem:/ { print $2 }')" "$(uname -r)" "$fstype"
 }
 
 # The recorded samples of one figure, formatted, comma separated.
