@@ -37,7 +37,7 @@ int cli_bad_option(const char *cmd, int c, char **argv)
     char what[64];
     const char *word = argv[optind - 1];
 
-    /* Long-only options use values above 255, so this is "--flag=x". */
+    /* Long options use values above 255, so this is "--flag=x". */
     if (c == '?' && optopt >= 256)
         return cli_usage_err(cmd, "option '%.*s' takes no value",
                              (int)strcspn(word, "="), word);

@@ -11,7 +11,9 @@
 #include "fs/pathclass.h"
 #include "tools/cli.h"
 
-enum { OPT_LOWER = 256, OPT_TEMP, OPT_TEMP_PATTERN, OPT_SHARED, OPT_FORCE };
+/* Long options get values above 255 so getopt errors can name them. */
+enum { OPT_LOWER = 256, OPT_TEMP, OPT_TEMP_PATTERN, OPT_SHARED, OPT_FORCE,
+       OPT_HELP };
 
 static void init_usage(FILE *out)
 {
@@ -173,7 +175,7 @@ static int init_run(int argc, char **argv)
         { "temp-pattern", required_argument, NULL, OPT_TEMP_PATTERN },
         { "shared",       required_argument, NULL, OPT_SHARED },
         { "force",        no_argument,       NULL, OPT_FORCE },
-        { "help",         no_argument,       NULL, 'h' },
+        { "help",         no_argument,       NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
     struct vol_config cfg = { 0 };
@@ -218,6 +220,7 @@ static int init_run(int argc, char **argv)
             force = true;
             break;
         case 'h':
+        case OPT_HELP:
             init_usage(stdout);
             goto out;
         default:

@@ -11,7 +11,8 @@
 #include "tools/cli.h"
 #include "tools/mountinfo.h"
 
-enum { OPT_AGENT = 256 };
+/* Long options get values above 255 so getopt errors can name them. */
+enum { OPT_AGENT = 256, OPT_FOREGROUND, OPT_DEBUG, OPT_HELP };
 
 static void mount_usage(FILE *out)
 {
@@ -112,9 +113,9 @@ static int mount_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "agent",      required_argument, NULL, OPT_AGENT },
-        { "foreground", no_argument,       NULL, 'f' },
-        { "debug",      no_argument,       NULL, 'd' },
-        { "help",       no_argument,       NULL, 'h' },
+        { "foreground", no_argument,       NULL, OPT_FOREGROUND },
+        { "debug",      no_argument,       NULL, OPT_DEBUG },
+        { "help",       no_argument,       NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
     struct vol_config cfg = { 0 };
@@ -146,12 +147,15 @@ static int mount_run(int argc, char **argv)
             agent = optarg;
             break;
         case 'f':
+        case OPT_FOREGROUND:
             o.foreground = true;
             break;
         case 'd':
+        case OPT_DEBUG:
             o.debug = o.foreground = true;
             break;
         case 'h':
+        case OPT_HELP:
             mount_usage(stdout);
             ret = CLI_EXIT_OK;
             goto out;

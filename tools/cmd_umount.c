@@ -12,6 +12,9 @@
 #include "tools/mountinfo.h"
 
 #define UMOUNT_POLL_MS 50
+
+/* Long options get values above 255 so getopt errors can name them. */
+enum { OPT_LAZY = 256, OPT_HELP };
 /* With --lazy the daemon exits only after the last open file is closed, so
  * umount waits briefly for a quick exit but does not insist. */
 #define UMOUNT_LAZY_WAIT_S 2
@@ -54,8 +57,8 @@ static bool umount_wait_exit(pid_t pid, int seconds)
 static int umount_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "lazy", no_argument, NULL, 'l' },
-        { "help", no_argument, NULL, 'h' },
+        { "lazy", no_argument, NULL, OPT_LAZY },
+        { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
     struct minfo_table mt = { 0 };
@@ -78,9 +81,11 @@ static int umount_run(int argc, char **argv)
             arg = optarg;
             break;
         case 'l':
+        case OPT_LAZY:
             lazy = true;
             break;
         case 'h':
+        case OPT_HELP:
             umount_usage(stdout);
             ret = CLI_EXIT_OK;
             goto out;
