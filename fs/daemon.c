@@ -202,7 +202,10 @@ static int fs_open(struct ovl_fs *fs, const struct lanefsd_opts *o)
     pthread_rwlock_init(&fs->ns_lock, NULL);
     pthread_mutex_init(&fs->node_lock, NULL);
     pthread_mutex_init(&fs->handle_lock, NULL);
-    fs->timeout = 1.0;
+    /* Only this daemon changes this agent's view, and every change goes
+     * through the agent's own kernel mount, which updates its caches: so
+     * entries and attributes may be cached long. */
+    fs->timeout = 3600.0;
     const char *pause = getenv("LANEFS_FAULT_COPYUP_PAUSE_MS");
     if (pause)
         fs->copyup_pause_ms = (unsigned)strtoul(pause, NULL, 10);

@@ -21,7 +21,6 @@
 
 struct ovl_dirh {
     struct ovl_dir d;
-    bool fresh;               /* d.lock: snapshot taken by opendir, unused */
 };
 
 #define FS(req) ((struct ovl_fs *)fuse_req_userdata(req))
@@ -564,26 +563,22 @@ static void ovl_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 static void ovl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct ovl_fs *fs = FS(req);
     struct ovl_dirh *dh = calloc(1, sizeof(*dh));
+    (void)ino;
     if (!dh) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    /* The listing is taken by the first readdir (offset 0): when the kernel
+     * serves the directory from its cache, none is needed at all. */
     pthread_mutex_init(&dh->d.lock, NULL);
-    RD(fs);
-    int rc = ovl_dir_snapshot(fs, node_get(fs, ino), &dh->d);
-    UN(fs);
-    if (rc < 0) {
-        pthread_mutex_destroy(&dh->d.lock);
-        free(dh);
-        fuse_reply_err(req, -rc);
-        return;
-    }
-    dh->fresh = true;
     fi->fh = (uintptr_t)dh;
+    /* The kernel may keep listings: it drops them itself when an entry of
+     * the directory changes through this mount, the only way it changes. */
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
     if (fuse_reply_open(req, fi) != 0) {
-        ovl_dir_clear(&dh->d);
+        pthread_mutex_destroy(&dh->d.lock);
         free(dh);
     }
 }
@@ -604,9 +599,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
     }
     pthread_mutex_lock(&dh->d.lock);
     RD(fs);
-    if (off == 0 && !dh->fresh)
-        rc = ovl_dir_snapshot(fs, n, &dh->d);   /* rewinddir: see now */
-    dh->fresh = false;
+    if (off == 0)
+        rc = ovl_dir_snapshot(fs, n, &dh->d);   /* start or rewinddir */
     if (rc == 0 && plus)
         rc = node_path(n, prel, sizeof(prel));
     for (size_t i = (size_t)off; rc == 0 && i < dh->d.n; i++) {
