@@ -80,8 +80,8 @@ bench: deps
 asan: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" all build-asan/test_unit build-asan/test_integration
-	ASAN_OPTIONS=detect_leaks=1 build-asan/test_unit --jobs 2
-	ASAN_OPTIONS=detect_leaks=0 LANEFS=$(abspath build-asan/lanefs) tests/run-integration.sh build-asan/test_integration
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build-asan/test_unit --jobs 2
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 LANEFS=$(abspath build-asan/lanefs) tests/run-integration.sh build-asan/test_integration
 
 clean:
 	rm -rf build build-asan
