@@ -225,6 +225,31 @@ out:
     return rc;
 }
 
+/* One missing parent in the upper: copy up the lower dir the view has. */
+static int parent_up(struct ovl_fs *fs, const char *dir, void *arg)
+{
+    struct ovl_ent e;
+    (void)arg;
+    int rc = ovl_resolve_path(fs, dir, &e);
+    if (rc == 0 && !S_ISDIR(e.st.st_mode))
+        rc = -ENOTDIR;
+    return rc < 0 ? rc : ovl_copy_up(fs, dir, &e, false);
+}
+
+/* One parent in the temp layer: a plain directory, never shown itself. */
+static int parent_temp(struct ovl_fs *fs, const char *dir, void *arg)
+{
+    char pdir[PATH_MAX];
+    (void)arg;
+    const char *name = ovl_split(dir, pdir, sizeof(pdir));
+    int pfd = layer_dir(fs, OVL_TEMP, pdir);
+    if (pfd < 0)
+        return pfd;
+    int rc = mkdirat(pfd, name, 0700) < 0 && errno != EEXIST ? -errno : 0;
+    close(pfd);
+    return rc;
+}
+
 int ovl_make_parents(struct ovl_fs *fs, enum ovl_layer l, const char *rel)
 {
     char dir[PATH_MAX];
@@ -234,36 +259,7 @@ int ovl_make_parents(struct ovl_fs *fs, enum ovl_layer l, const char *rel)
         close(dfd);
         return 0;           /* the common case: the parent is there */
     }
-    /* Walk down from the root creating what is missing. */
-    for (char *s = dir; ; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char save = *s;
-        *s = '\0';
-        int rc = 0;
-        if (l == OVL_UPPER) {
-            struct ovl_ent e;
-            rc = ovl_resolve_path(fs, dir, &e);
-            if (rc == 0 && !S_ISDIR(e.st.st_mode))
-                rc = -ENOTDIR;
-            if (rc == 0)
-                rc = ovl_copy_up(fs, dir, &e, false);
-        } else {
-            char pdir[PATH_MAX];
-            const char *name = ovl_split(dir, pdir, sizeof(pdir));
-            int pfd = layer_dir(fs, l, pdir);
-            if (pfd < 0)
-                return pfd;
-            if (mkdirat(pfd, name, 0700) < 0 && errno != EEXIST)
-                rc = -errno;
-            close(pfd);
-        }
-        *s = save;
-        if (rc < 0)
-            return rc;
-        if (save == '\0')
-            return 0;
-    }
+    return ovl_each_prefix(fs, dir, l == OVL_UPPER ? parent_up : parent_temp, NULL);
 }
 
 int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,

@@ -91,10 +91,11 @@ static int open_lower(const char *lower)
 /* Makes the view's directory rel exist (for parents of a nested temp
  * path): nothing to do when the lower or upper has it, else mkdir in the
  * upper. */
-static int ensure_view_dir(struct ovl_fs *fs, const char *rel)
+static int ensure_view_dir(struct ovl_fs *fs, const char *rel, void *arg)
 {
     struct ovl_ent e;
     char prel[PATH_MAX];
+    (void)arg;
     int rc = ovl_resolve_path(fs, rel, &e);
     if (rc == 0)
         return S_ISDIR(e.st.st_mode) ? 0 : -ENOTDIR;
@@ -122,18 +123,8 @@ static int make_temp_roots(struct ovl_fs *fs)
         const char *rel = fs->cfg.temp_paths[i];
         char prel[PATH_MAX];
         const char *name = ovl_split(rel, prel, sizeof(prel));
-        int rc = 0;
         /* Its parents must be directories of the view to be reachable. */
-        for (char *s = prel; prel[0] && rc == 0; s++) {
-            if (*s != '/' && *s != '\0')
-                continue;
-            char c = *s;
-            *s = '\0';
-            rc = ensure_view_dir(fs, prel);
-            *s = c;
-            if (!c)
-                break;
-        }
+        int rc = ovl_each_prefix(fs, prel, ensure_view_dir, NULL);
         if (rc < 0) {
             say("temp path %s is unreachable (%s); skipped", rel, strerror(-rc));
             continue;

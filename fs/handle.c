@@ -23,18 +23,23 @@ void handle_track(struct ovl_fs *fs, struct ovl_handle *h)
     pthread_mutex_unlock(&fs->handle_lock);
 }
 
+/* Takes h off the list. Caller holds handle_lock. */
+static void unlink_locked(struct ovl_fs *fs, struct ovl_handle *h)
+{
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        fs->lower_handles = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->prev = h->next = NULL;
+}
+
 void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h)
 {
     pthread_mutex_lock(&fs->handle_lock);
-    if (h->layer == OVL_LOWER) {
-        if (h->prev)
-            h->prev->next = h->next;
-        else
-            fs->lower_handles = h->next;
-        if (h->next)
-            h->next->prev = h->prev;
-        h->prev = h->next = NULL;
-    }
+    if (h->layer == OVL_LOWER)
+        unlink_locked(fs, h);
     pthread_mutex_unlock(&fs->handle_lock);
 }
 
@@ -49,14 +54,7 @@ void handle_copied_up(struct ovl_fs *fs, const struct stat *lst, const char *rel
         if (fd < 0)
             continue;       /* the handle keeps reading the lower */
         if (dup3(fd, h->fd, O_CLOEXEC) >= 0) {
-            /* Now an upper handle: off the list. */
-            if (h->prev)
-                h->prev->next = h->next;
-            else
-                fs->lower_handles = h->next;
-            if (h->next)
-                h->next->prev = h->prev;
-            h->prev = h->next = NULL;
+            unlink_locked(fs, h);   /* now an upper handle */
             h->layer = OVL_UPPER;
         }
         close(fd);

@@ -38,6 +38,26 @@ const char *ovl_split(const char *rel, char *dir, size_t len)
     return slash + 1;
 }
 
+int ovl_each_prefix(struct ovl_fs *fs, const char *rel, ovl_prefix_fn fn,
+                    void *arg)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", rel) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    if (!buf[0])
+        return 0;
+    for (char *s = buf; ; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        int rc = fn(fs, buf, arg);
+        *s = c;
+        if (rc || !c)
+            return rc;
+    }
+}
+
 /* fstatat of name in directory prel of layer l; false when absent. */
 static bool layer_stat(struct ovl_fs *fs, enum ovl_layer l, const char *prel,
                        const char *name, struct stat *st, int *dfd_out)

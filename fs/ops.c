@@ -407,22 +407,24 @@ static void ovl_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
     fuse_reply_entry(req, &ep);
 }
 
-static void ovl_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void remove_common(fuse_req_t req, fuse_ino_t parent, const char *name,
+                          bool dir)
 {
     struct ovl_fs *fs = FS(req);
     WR(fs);
-    int rc = dir_unlink(fs, node_get(fs, parent), name, false);
+    int rc = dir_unlink(fs, node_get(fs, parent), name, dir);
     UN(fs);
     fuse_reply_err(req, -rc);
 }
 
+static void ovl_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    remove_common(req, parent, name, false);
+}
+
 static void ovl_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct ovl_fs *fs = FS(req);
-    WR(fs);
-    int rc = dir_unlink(fs, node_get(fs, parent), name, true);
-    UN(fs);
-    fuse_reply_err(req, -rc);
+    remove_common(req, parent, name, true);
 }
 
 static void ovl_rename(fuse_req_t req, fuse_ino_t parent, const char *name,

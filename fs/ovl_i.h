@@ -120,6 +120,12 @@ int  ovl_join(char *buf, size_t len, const char *dir, const char *name);
 /* Splits rel into its parent (written to dir) and last name (pointer in rel). */
 const char *ovl_split(const char *rel, char *dir, size_t len);
 
+/* Calls fn on each leading part of rel that ends at a component boundary
+ * ("a", "a/b", ..., rel), in that order; stops at the first non-zero. */
+typedef int (*ovl_prefix_fn)(struct ovl_fs *fs, const char *prefix, void *arg);
+int  ovl_each_prefix(struct ovl_fs *fs, const char *rel, ovl_prefix_fn fn,
+                     void *arg);
+
 /* ---- node.c ---- */
 int  node_init(struct ovl_fs *fs, uint64_t root_ino);
 void node_destroy(struct ovl_fs *fs);
