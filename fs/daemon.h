@@ -6,6 +6,7 @@
  *   STATE/agents/NAME/upper/     private upper (copy-up target)
  *   STATE/agents/NAME/temp/      temp layer, emptied at session start and end
  *   STATE/agents/NAME/work/      scratch for atomic copy-up
+ *   STATE/agents/NAME/index/     copies of hard-linked lower files
  *   STATE/agents/NAME/daemon.pid pid of the daemon serving NAME's mount
  *   STATE/lanefs.log             daemon log
  *
