@@ -9,7 +9,7 @@
 #include "fs/config.h"
 #include "fs/daemon.h"
 #include "tools/cli.h"
-#include "tools/mountinfo.h"
+#include "fs/mountinfo.h"
 
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_AGENT = 256, OPT_FOREGROUND, OPT_DEBUG, OPT_HELP };

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "tools/cli.h"
-#include "tools/mountinfo.h"
+#include "fs/mountinfo.h"
 
 #define UMOUNT_POLL_MS 50
 

@@ -1,4 +1,4 @@
-/* Unit tests for tools/mountinfo.c. */
+/* Unit tests for fs/mountinfo.c. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/mountinfo.h"
+#include "fs/mountinfo.h"
 
 static const char sample[] =
     "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro\n"

@@ -1,5 +1,5 @@
 /* mountinfo.c - parser for /proc/self/mountinfo (format in proc(5)). */
-#include "tools/mountinfo.h"
+#include "fs/mountinfo.h"
 
 #include <errno.h>
 #include <stdbool.h>
