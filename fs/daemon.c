@@ -1,254 +1,272 @@
-/* daemon.c - setting up an agent's layers and serving its mount.
+/* daemon.c - the volume daemon: one process, one event loop and one worker
+ * pool for every agent mount of a volume (see daemon_i.h, docs/control.md).
  *
- * The lower is opened as a private, detached, read-only bind mount
- * (open_tree + mount_setattr) when the kernel allows it, so the kernel
- * itself refuses any write to the lower and no read updates its atimes;
- * otherwise it is opened plainly and every open uses O_NOATIME. */
+ * lanefsd_run is the older one-process-per-mount entry, kept while the
+ * command line moves to the volume daemon. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fs/daemon.h"
+#include "fs/daemon_i.h"
+#include "fs/log.h"
 #include "fs/ops.h"
-#include "fs/ovl_i.h"
+#include "fs/view.h"
 
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    char ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
-    fprintf(stderr, "lanefsd %s [%d] ", ts, (int)getpid());
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
+#define DEFAULT_WORKERS 8
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -ENAMETOOLONG;
-    for (char *s = buf + 1; ; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        *s = c;
-        if (!c)
-            return 0;
-    }
-}
+/* ---- the volume daemon ---- */
 
-static int open_dir(const char *state, const char *agent, const char *leaf)
+static int read_next_session(struct daemon *d)
 {
     char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/agents/%s/%s", state, agent, leaf);
-    int rc = mkdir_p(p, 0700);
-    if (rc < 0)
-        return rc;
-    int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
-}
-
-/* The lower as a read-only, noatime, detached mount; plain fd if refused. */
-static int open_lower(const char *lower)
-{
-    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, lower,
-                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    if (fd >= 0) {
-        struct mount_attr attr = {
-            .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-                        MOUNT_ATTR_NODEV | MOUNT_ATTR_NOATIME,
-            .attr_clr = MOUNT_ATTR__ATIME,
-        };
-        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE,
-                    &attr, sizeof(attr)) == 0)
-            return fd;
-        say("lower: read-only bind refused (%s); using O_NOATIME opens",
-            strerror(errno));
-        close(fd);
-    }
-    fd = open(lower, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
-}
-
-/* Makes the view's directory rel exist (for parents of a nested temp
- * path): nothing to do when the lower or upper has it, else mkdir in the
- * upper. */
-static int ensure_view_dir(struct ovl_fs *fs, const char *rel, void *arg)
-{
-    struct ovl_ent e;
-    char prel[PATH_MAX];
-    (void)arg;
-    int rc = ovl_resolve_path(fs, rel, &e);
-    if (rc == 0)
-        return S_ISDIR(e.st.st_mode) ? 0 : -ENOTDIR;
-    if (rc != -ENOENT)
-        return rc;
-    rc = ovl_make_parents(fs, OVL_UPPER, rel);
-    if (rc < 0)
-        return rc;
-    const char *name = ovl_split(rel, prel, sizeof(prel));
-    int dfd = layer_dir(fs, OVL_UPPER, prel);
-    if (dfd < 0)
-        return dfd;
-    rc = e.upper_whiteout ? -EEXIST : 0;   /* a removed dir stays removed */
-    if (rc == 0 && mkdirat(dfd, name, 0755) < 0)
-        rc = -errno;
-    close(dfd);
-    return rc;
-}
-
-/* Temp roots exist in every session, empty, world-writable and sticky like
- * /tmp, whatever the lower holds at those paths. */
-static int make_temp_roots(struct ovl_fs *fs)
-{
-    for (size_t i = 0; i < fs->cfg.n_temp_paths; i++) {
-        const char *rel = fs->cfg.temp_paths[i];
-        char prel[PATH_MAX];
-        const char *name = ovl_split(rel, prel, sizeof(prel));
-        /* Its parents must be directories of the view to be reachable. */
-        int rc = ovl_each_prefix(fs, prel, ensure_view_dir, NULL);
-        if (rc < 0) {
-            say("temp path %s is unreachable (%s); skipped", rel, strerror(-rc));
-            continue;
-        }
-        rc = ovl_make_parents(fs, OVL_TEMP, rel);
-        if (rc < 0)
-            return rc;
-        int dfd = layer_dir(fs, OVL_TEMP, prel);
-        if (dfd < 0)
-            return dfd;
-        if (mkdirat(dfd, name, 01777) < 0 && errno != EEXIST)
-            rc = -errno;
-        close(dfd);
-        if (rc < 0)
-            return rc;
-    }
+    snprintf(p, sizeof(p), "%s/next_session", d->vol.state_dir);
+    d->next_session = 1;
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    unsigned long long v;
+    if (fscanf(f, "%llu", &v) == 1 && v > 0)
+        d->next_session = v;
+    fclose(f);
     return 0;
 }
 
-static void fs_close(struct ovl_fs *fs)
+static int take_lock(struct daemon *d)
 {
-    int *fds[] = { &fs->lower_fd, &fs->upper_fd, &fs->temp_fd, &fs->work_fd,
-                   &fs->index_fd };
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/daemon.lock", d->vol.state_dir);
+    d->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (d->lock_fd < 0)
+        return -errno;
+    if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return errno == EWOULDBLOCK ? -EBUSY : -errno;
+    return 0;
+}
+
+static void write_daemon_pid(struct daemon *d)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/daemon.pid", d->vol.state_dir);
+    FILE *f = fopen(p, "we");
+    if (f) {
+        fprintf(f, "%d\n", (int)getpid());
+        fclose(f);
+    }
+}
+
+static void remove_runtime_files(struct daemon *d)
+{
+    const char *names[] = { "daemon.pid", "control.sock" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", d->vol.state_dir, names[i]);
+        unlink(p);
+    }
+}
+
+/* Event fds and the signals the loop handles (blocked in every thread). */
+static int setup_events(struct daemon *d)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return -EINVAL;
+    signal(SIGPIPE, SIG_IGN);
+    d->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    d->reap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d->sig_fd < 0 || d->epfd < 0 || d->wake_fd < 0 || d->reap_fd < 0)
+        return -errno;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &d->sig_fd };
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sig_fd, &ev) < 0)
+        return -errno;
+    ev.data.ptr = &d->wake_fd;
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->wake_fd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+static void close_fds(struct daemon *d)
+{
+    int *fds[] = { &d->sig_fd, &d->epfd, &d->wake_fd, &d->reap_fd, &d->ctl_fd,
+                   &d->lock_fd };
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0) {
             close(*fds[i]);
             *fds[i] = -1;
         }
-    if (fs->root)
-        node_destroy(fs);
-    vol_config_free(&fs->cfg);
-    pthread_rwlock_destroy(&fs->ns_lock);
-    pthread_mutex_destroy(&fs->node_lock);
-    pthread_mutex_destroy(&fs->handle_lock);
 }
 
-/* A new upper root takes the lower root's owner, mode and times, as a
- * copy-up would, and is marked with its origin so this happens once. */
-static int adopt_lower_root(struct ovl_fs *fs, const struct stat *lst)
+/* Forks the serving process. The parent waits for the child's word: "R"
+ * (ready) or "E" and a message; it returns 1 or -EIO. The child gets 0,
+ * detached, with stdio on /dev/null and stderr on STATE/lanefs.log; it
+ * must call detach_done. */
+static int detach(struct daemon *d, int *ready_fd)
 {
-    char p[64];
-    uint64_t origin;
-    layer_fdpath(p, sizeof(p), fs->upper_fd, ".");
-    if (lgetxattr(p, OVL_XATTR_ORIGIN, &origin, sizeof(origin)) == sizeof(origin))
-        return 0;
-    struct timespec ts[2] = { lst->st_atim, lst->st_mtim };
-    origin = lst->st_ino;
-    if (chown(p, lst->st_uid, lst->st_gid) < 0 ||
-        chmod(p, lst->st_mode & 07777 & ~(mode_t)(S_ISUID | S_ISGID)) < 0 ||
-        utimensat(AT_FDCWD, p, ts, 0) < 0 ||
-        lsetxattr(p, OVL_XATTR_ORIGIN, &origin, sizeof(origin), 0) < 0)
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
         return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int rc = -errno;
+        close(p[0]);
+        close(p[1]);
+        return rc;
+    }
+    if (pid > 0) {
+        char msg[600];
+        ssize_t n, len = 0;
+        close(p[1]);
+        while ((n = read(p[0], msg + len, sizeof(msg) - 1 - (size_t)len)) > 0 ||
+               (n < 0 && errno == EINTR))
+            len += n > 0 ? n : 0;
+        close(p[0]);
+        msg[len] = '\0';
+        if (len > 0 && msg[0] == 'R')
+            return 1;
+        fprintf(stderr, "lanefs: %s\n", len > 1 ? msg + 1 : "the daemon failed to start");
+        return -EIO;
+    }
+    close(p[0]);
+    setsid();
+    if (chdir("/") < 0) { /* nothing below uses the cwd */ }
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul >= 0) {
+        dup2(nul, STDIN_FILENO);
+        dup2(nul, STDOUT_FILENO);
+        close(nul);
+    }
+    char logp[PATH_MAX];
+    snprintf(logp, sizeof(logp), "%s/lanefs.log", d->vol.state_dir);
+    int lfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (lfd >= 0) {
+        dup2(lfd, STDERR_FILENO);
+        close(lfd);
+    }
+    *ready_fd = p[1];
     return 0;
 }
 
-/* Opens the layers of o->agent and starts the session with an empty temp
- * layer and work dir. */
-static int fs_open(struct ovl_fs *fs, const struct lanefsd_opts *o)
+static void detach_done(int *ready_fd, const char *err)
 {
-    char err[256];
-    struct stat st;
-    int rc;
+    if (*ready_fd < 0)
+        return;
+    char msg[600];
+    int n = err ? snprintf(msg, sizeof(msg), "E%s", err) : snprintf(msg, sizeof(msg), "R");
+    if (write(*ready_fd, msg, (size_t)n) < 0) { /* the parent is gone */ }
+    close(*ready_fd);
+    *ready_fd = -1;
+}
 
-    memset(fs, 0, sizeof(*fs));
-    fs->lower_fd = fs->upper_fd = fs->temp_fd = fs->work_fd = fs->index_fd = -1;
-    pthread_rwlock_init(&fs->ns_lock, NULL);
-    pthread_mutex_init(&fs->node_lock, NULL);
-    pthread_mutex_init(&fs->handle_lock, NULL);
-    /* Only this daemon changes this agent's view, and every change goes
-     * through the agent's own kernel mount, which updates its caches: so
-     * entries and attributes may be cached long. */
-    fs->timeout = 3600.0;
-    const char *pause = getenv("LANEFS_FAULT_COPYUP_PAUSE_MS");
-    if (pause)
-        fs->copyup_pause_ms = (unsigned)strtoul(pause, NULL, 10);
+int lanefsd_serve(const struct lanefsd_serve_opts *o)
+{
+    static struct daemon d;
+    char err[512] = "";
+    int rc, ready_fd = -1;
+    bool threads = false;
 
-    rc = vol_config_load(o->state_dir, &fs->cfg, err, sizeof(err));
+    memset(&d, 0, sizeof(d));
+    d.lock_fd = d.epfd = d.sig_fd = d.wake_fd = d.reap_fd = d.ctl_fd = -1;
+    pthread_mutex_init(&d.lock, NULL);
+    pthread_cond_init(&d.work_cv, NULL);
+    d.started = time(NULL);
+    d.auto_exit = o->agent != NULL;
+    d.nworkers = DEFAULT_WORKERS;
+    const char *w = getenv("LANEFS_WORKERS");
+    if (w && atoi(w) > 0 && atoi(w) <= 256)
+        d.nworkers = (unsigned)atoi(w);
+    umask(0);   /* modes come from the kernel with the caller's umask applied */
+
+    rc = volume_open(&d.vol, o->state_dir, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "lanefs: %s\n", err);
         return rc;
     }
-    if ((rc = fs->lower_fd = open_lower(fs->cfg.lower)) < 0) {
-        fprintf(stderr, "lanefs: cannot open lower %s: %s\n", fs->cfg.lower,
-                strerror(-rc));
-        return rc;
+    rc = take_lock(&d);
+    if (rc < 0) {
+        if (rc != -EBUSY)
+            fprintf(stderr, "lanefs: cannot lock %s/daemon.lock: %s\n",
+                    o->state_dir, strerror(-rc));
+        goto out;
     }
-    if ((rc = fs->upper_fd = open_dir(o->state_dir, o->agent, "upper")) < 0 ||
-        (rc = fs->temp_fd = open_dir(o->state_dir, o->agent, "temp")) < 0 ||
-        (rc = fs->work_fd = open_dir(o->state_dir, o->agent, "work")) < 0 ||
-        (rc = fs->index_fd = open_dir(o->state_dir, o->agent, "index")) < 0) {
-        fprintf(stderr, "lanefs: cannot create the layers of agent %s in %s: %s\n",
-                o->agent, o->state_dir, strerror(-rc));
-        return rc;
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/sessions", o->state_dir);
+    if ((mkdir(p, 0700) < 0 && errno != EEXIST) ||
+        (rc = read_next_session(&d)) < 0 || (rc = ctl_listen(&d)) < 0) {
+        rc = rc < 0 ? rc : -errno;
+        fprintf(stderr, "lanefs: cannot set up %s: %s\n", o->state_dir, strerror(-rc));
+        goto out;
     }
-    /* Leftovers of a session that crashed: temp files and half copies. */
-    if ((rc = layer_empty_dir(fs->temp_fd)) < 0 ||
-        (rc = layer_empty_dir(fs->work_fd)) < 0 ||
-        (rc = make_temp_roots(fs)) < 0) {
-        fprintf(stderr, "lanefs: cannot reset the temp layer of %s: %s\n",
-                o->agent, strerror(-rc));
-        return rc;
+    if (!o->foreground && !o->debug) {
+        rc = detach(&d, &ready_fd);
+        if (rc != 0) {
+            /* The parent: the child owns the lock, socket and mounts now. */
+            close_fds(&d);
+            volume_close(&d.vol);
+            return rc;
+        }
     }
-    if (fstat(fs->lower_fd, &st) < 0)
-        return -errno;
-    fs->lower_dev = st.st_dev;
-    if ((rc = adopt_lower_root(fs, &st)) < 0) {
-        fprintf(stderr, "lanefs: cannot prepare the upper of %s: %s\n",
-                o->agent, strerror(-rc));
-        return rc;
+    write_daemon_pid(&d);
+    if ((rc = setup_events(&d)) < 0 || (rc = loop_start_workers(&d)) < 0 ||
+        (threads = true, rc = ctl_start(&d)) < 0) {
+        snprintf(err, sizeof(err), "cannot start the daemon: %s", strerror(-rc));
+        goto out_threads;
     }
-    return node_init(fs, layer_ino(OVL_LOWER, st.st_ino));
+    if (o->agent) {
+        struct sess_opts so = {
+            .agent = o->agent, .mountpoint = o->mountpoint, .ephemeral = o->ephemeral,
+            .quota_bytes = o->quota_bytes, .quota_inodes = o->quota_inodes,
+        };
+        struct session *s;
+        rc = sess_start(&d, &so, &s, err, sizeof(err));
+        if (rc < 0) {
+            pthread_mutex_lock(&d.lock);
+            d.stopping = true;
+            pthread_mutex_unlock(&d.lock);
+            goto out_threads;
+        }
+    }
+    log_say("serving volume %s with %u workers", d.vol.state_dir, d.nworkers);
+    detach_done(&ready_fd, NULL);
+    rc = loop_run(&d);
+    log_say("volume %s: daemon exits", d.vol.state_dir);
+out_threads:
+    if (err[0]) {
+        if (ready_fd < 0)
+            fprintf(stderr, "lanefs: %s\n", err);
+        detach_done(&ready_fd, err);
+    }
+    if (threads) {
+        pthread_mutex_lock(&d.lock);
+        d.stopping = true;
+        pthread_mutex_unlock(&d.lock);
+        ctl_join(&d);
+        loop_join_workers(&d);
+    }
+    remove_runtime_files(&d);
+out:
+    close_fds(&d);
+    volume_close(&d.vol);
+    return rc;
 }
 
-/* Appends s to the option string with ',' and '\' escaped for fuse_opt. */
-static void opt_escaped(char *buf, size_t len, const char *s)
-{
-    size_t u = strlen(buf);
-    for (; *s && u + 2 < len; s++) {
-        if (*s == ',' || *s == '\\')
-            buf[u++] = '\\';
-        buf[u++] = *s;
-    }
-    buf[u] = '\0';
-}
+/* ---- one process per mount (older entry) ---- */
 
 static int write_pid(const struct lanefsd_opts *o)
 {
@@ -271,11 +289,20 @@ static void remove_pid(const struct lanefsd_opts *o)
     unlink(p);
 }
 
-/* Forks the serving process off the mounted session. The parent gets 1 once
- * the child has written its pid file and detached (so a caller that returns
- * finds the agent registered), or -EIO when the child failed. The child gets
- * 0 with stdio on /dev/null and the log. */
-static int detach(const struct lanefsd_opts *o)
+/* Appends s to the option string with ',' and '\' escaped for fuse_opt. */
+static void opt_escaped(char *buf, size_t len, const char *s)
+{
+    size_t u = strlen(buf);
+    for (; *s && u + 2 < len; s++) {
+        if (*s == ',' || *s == '\\')
+            buf[u++] = '\\';
+        buf[u++] = *s;
+    }
+    buf[u] = '\0';
+}
+
+/* Forks off the serving process once the mount is live; 1 in the parent. */
+static int detach_one(const struct lanefsd_opts *o)
 {
     int p[2];
     char c = 0;
@@ -322,24 +349,27 @@ static int detach(const struct lanefsd_opts *o)
 
 int lanefsd_run(const struct lanefsd_opts *o)
 {
+    static struct volume vol;
     static struct ovl_fs fs;
-    char opts[3 * PATH_MAX];
+    char opts[3 * PATH_MAX], err[512];
     struct fuse_session *se = NULL;
-    bool pid_written = false;
+    bool pid_written = false, view = false;
     int rc;
 
-    umask(0);   /* modes come from the kernel with the caller's umask applied */
-    rc = fs_open(&fs, o);
-    if (rc < 0)
+    umask(0);
+    rc = volume_open(&vol, o->state_dir, err, sizeof(err));
+    if (rc == 0 && (rc = view_open(&fs, &vol, o->agent, err, sizeof(err))) == 0)
+        view = true;
+    if (rc < 0) {
+        fprintf(stderr, "lanefs: %s\n", err);
         goto out;
-
+    }
     snprintf(opts, sizeof(opts),
              "allow_other,default_permissions,nosuid,nodev,subtype=lanefs,"
              "fsname=lanefs@%s:", o->agent);
     opt_escaped(opts, sizeof(opts), o->state_dir);
     char *argv[] = { "lanefs", "-o", opts, o->debug ? "-d" : NULL, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
-
     se = fuse_session_new(&args, &ovl_ops, sizeof(ovl_ops), &fs);
     fuse_opt_free_args(&args);
     if (!se) {
@@ -359,7 +389,7 @@ int lanefsd_run(const struct lanefsd_opts *o)
         goto out_signals;
     }
     if (!o->foreground && !o->debug) {
-        rc = detach(o);
+        rc = detach_one(o);
         if (rc == 1)
             return 1;           /* parent: the daemon serves the mount */
         if (rc < 0)
@@ -369,8 +399,7 @@ int lanefsd_run(const struct lanefsd_opts *o)
         goto out_unmount;
     }
     pid_written = true;
-    say("serving agent %s at %s", o->agent, o->mountpoint);
-
+    log_say("serving agent %s at %s", o->agent, o->mountpoint);
     struct fuse_loop_config *lc = fuse_loop_cfg_create();
     if (!lc) {
         rc = -ENOMEM;
@@ -382,7 +411,7 @@ int lanefsd_run(const struct lanefsd_opts *o)
     rc = fuse_session_loop_mt(se, lc);
     fuse_loop_cfg_destroy(lc);
     rc = rc > 0 ? 0 : rc;   /* a positive value is the signal that ended it */
-    say("session of agent %s ended", o->agent);
+    log_say("session of agent %s ended", o->agent);
 out_unmount:
     fuse_session_unmount(se);
 out_signals:
@@ -390,12 +419,9 @@ out_signals:
 out_destroy:
     fuse_session_destroy(se);
 out:
-    /* The temp layer lives for one session only. */
-    if (fs.temp_fd >= 0)
-        layer_empty_dir(fs.temp_fd);
-    if (fs.work_fd >= 0)
-        layer_empty_dir(fs.work_fd);
-    fs_close(&fs);
+    if (view)
+        view_close(&fs);
+    volume_close(&vol);
     /* Last: whoever waits for this agent's daemon may now reuse its layers. */
     if (pid_written)
         remove_pid(o);

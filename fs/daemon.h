@@ -34,4 +34,25 @@ struct lanefsd_opts {
  * -errno. */
 int lanefsd_run(const struct lanefsd_opts *o);
 
+/* Options of the volume daemon (docs/control.md). */
+struct lanefsd_serve_opts {
+    const char *state_dir;   /* absolute */
+    bool foreground;         /* stay attached, log to stderr */
+    bool debug;
+    /* optional first mount, live before the call returns in the parent */
+    const char *agent;       /* NULL: none */
+    const char *mountpoint;
+    bool ephemeral;
+    unsigned long long quota_bytes, quota_inodes;   /* 0: none */
+};
+
+/* Serves the volume until SIGTERM/SIGINT or a "shutdown" request, and, when
+ * it was started with a first mount, until its last session has ended.
+ * Takes STATE/daemon.lock (returns -EBUSY at once when another daemon holds
+ * it) and opens STATE/control.sock. Unless foreground, the parent returns 1
+ * once the socket accepts requests and the first mount (if any) is live;
+ * the child serves on. Errors before that are printed to stderr
+ * ("lanefs: ...") and returned as -errno. */
+int lanefsd_serve(const struct lanefsd_serve_opts *o);
+
 #endif

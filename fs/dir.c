@@ -213,7 +213,7 @@ int dir_unlink(struct ovl_fs *fs, struct ovl_node *parent, const char *name,
     if (want_dir) {
         if (!S_ISDIR(e.st.st_mode))
             return -ENOTDIR;
-        if (pclass_is_temp_root(&fs->cfg, rel))
+        if (pclass_is_temp_root(fs->cfg, rel))
             return -EBUSY;
         rc = ovl_dir_is_empty(fs, rel, &e);
         if (rc <= 0)
@@ -259,7 +259,7 @@ int dir_rename(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
         return rc;
     if (!strcmp(srel, drel))
         return 0;
-    if (pclass_is_temp_root(&fs->cfg, srel) || pclass_is_temp_root(&fs->cfg, drel))
+    if (pclass_is_temp_root(fs->cfg, srel) || pclass_is_temp_root(fs->cfg, drel))
         return -EBUSY;
     if (exchange && d.layer == OVL_NONE)
         return -ENOENT;

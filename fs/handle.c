@@ -1,25 +1,24 @@
-/* handle.c - open files of the lower, kept track of so that a copy-up can
- * move them.
+/* handle.c - the open files of a view: listed for status, and moved by a
+ * copy-up.
  *
  * A process that opened a lower file read-only and then sees another open
  * write to it must read the new data, as on any filesystem. After a copy-up
  * the tracked handles of that lower file get a descriptor of the copy
  * installed over their old one (dup3 is atomic for concurrent readers). */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "fs/ovl_i.h"
 
 void handle_track(struct ovl_fs *fs, struct ovl_handle *h)
 {
-    if (h->layer != OVL_LOWER)
-        return;
     pthread_mutex_lock(&fs->handle_lock);
     h->prev = NULL;
-    h->next = fs->lower_handles;
+    h->next = fs->handles;
     if (h->next)
         h->next->prev = h;
-    fs->lower_handles = h;
+    fs->handles = h;
     pthread_mutex_unlock(&fs->handle_lock);
 }
 
@@ -29,7 +28,7 @@ static void unlink_locked(struct ovl_fs *fs, struct ovl_handle *h)
     if (h->prev)
         h->prev->next = h->next;
     else
-        fs->lower_handles = h->next;
+        fs->handles = h->next;
     if (h->next)
         h->next->prev = h->prev;
     h->prev = h->next = NULL;
@@ -38,26 +37,30 @@ static void unlink_locked(struct ovl_fs *fs, struct ovl_handle *h)
 void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h)
 {
     pthread_mutex_lock(&fs->handle_lock);
-    if (h->layer == OVL_LOWER)
-        unlink_locked(fs, h);
+    unlink_locked(fs, h);
     pthread_mutex_unlock(&fs->handle_lock);
 }
 
 void handle_copied_up(struct ovl_fs *fs, const struct stat *lst, const char *rel)
 {
     pthread_mutex_lock(&fs->handle_lock);
-    for (struct ovl_handle *h = fs->lower_handles, *next; h; h = next) {
-        next = h->next;
-        if (h->dev != lst->st_dev || h->ino != lst->st_ino)
+    for (struct ovl_handle *h = fs->handles; h; h = h->next) {
+        if (h->layer != OVL_LOWER || h->dev != lst->st_dev || h->ino != lst->st_ino)
             continue;
         int fd = layer_open(fs, OVL_UPPER, rel, O_RDONLY | O_NOFOLLOW, 0);
         if (fd < 0)
             continue;       /* the handle keeps reading the lower */
-        if (dup3(fd, h->fd, O_CLOEXEC) >= 0) {
-            unlink_locked(fs, h);   /* now an upper handle */
+        if (dup3(fd, h->fd, O_CLOEXEC) >= 0)
             h->layer = OVL_UPPER;
-        }
         close(fd);
     }
     pthread_mutex_unlock(&fs->handle_lock);
+}
+
+void handle_free(struct ovl_fs *fs, struct ovl_handle *h)
+{
+    handle_untrack(fs, h);
+    close(h->fd);
+    free(h->path);
+    free(h);
 }

@@ -108,7 +108,7 @@ static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
         return rc;
 
     memset(e, 0, sizeof(*e));
-    e->cls = pclass_of(&fs->cfg, rel);
+    e->cls = pclass_of(fs->cfg, rel);
     if (e->cls == PCLASS_TEMP) {
         if (layer_stat(fs, OVL_TEMP, prel, name, &e->st, NULL))
             e->layer = OVL_TEMP;

@@ -340,11 +340,14 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
     }
     h->fd = a->fd;
     h->layer = s.layer;
+    h->dev = s.e.st.st_dev;
+    h->ino = s.e.st.st_ino;
+    h->pid = fuse_req_ctx(req)->pid;
+    h->path = strdup(s.rel);
+    handle_track(fs, h);
     fi->fh = (uintptr_t)h;
-    if (fuse_reply_create(req, &ep, fi) != 0) {
-        close(h->fd);          /* the caller went away */
-        free(h);
-    }
+    if (fuse_reply_create(req, &ep, fi) != 0)
+        handle_free(fs, h);     /* the caller went away */
 }
 
 static void ovl_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -467,6 +470,7 @@ static int open_node(struct ovl_fs *fs, struct ovl_node *n, int flags,
     h->layer = e.layer;
     h->dev = e.st.st_dev;
     h->ino = e.st.st_ino;
+    h->path = strdup(rel);      /* for status only: no path is no failure */
     handle_track(fs, h);
     return 0;
 }
@@ -482,6 +486,7 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    h->pid = fuse_req_ctx(req)->pid;
     /* A write-open may copy up, which changes the namespace. */
     if (writes) WR(fs); else RD(fs);
     rc = open_node(fs, node_get(fs, ino), fi->flags, h);
@@ -494,11 +499,8 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->fh = (uintptr_t)h;
     /* Lower data never changes: keep its pages across opens. */
     fi->keep_cache = h->layer == OVL_LOWER;
-    if (fuse_reply_open(req, fi) != 0) {
-        handle_untrack(fs, h);
-        close(h->fd);
-        free(h);
-    }
+    if (fuse_reply_open(req, fi) != 0)
+        handle_free(fs, h);     /* the caller went away */
 }
 
 static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -506,6 +508,7 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
     (void)ino;
+    __atomic_add_fetch(&FS(req)->bytes_read, size, __ATOMIC_RELAXED);
     buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     buf.buf[0].fd = HANDLE(fi)->fd;
     buf.buf[0].pos = off;
@@ -522,10 +525,12 @@ static void ovl_write_buf(fuse_req_t req, fuse_ino_t ino,
     out.buf[0].fd = HANDLE(fi)->fd;
     out.buf[0].pos = off;
     ssize_t n = fuse_buf_copy(&out, in, 0);
-    if (n < 0)
+    if (n < 0) {
         fuse_reply_err(req, (int)-n);
-    else
-        fuse_reply_write(req, (size_t)n);
+        return;
+    }
+    __atomic_add_fetch(&FS(req)->bytes_written, (uint64_t)n, __ATOMIC_RELAXED);
+    fuse_reply_write(req, (size_t)n);
 }
 
 static void ovl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -536,11 +541,8 @@ static void ovl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void ovl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct ovl_handle *h = HANDLE(fi);
     (void)ino;
-    handle_untrack(FS(req), h);
-    close(h->fd);
-    free(h);
+    handle_free(FS(req), HANDLE(fi));
     fuse_reply_err(req, 0);
 }
 

@@ -47,8 +47,8 @@ struct ovl_node {
 };
 
 struct ovl_fs {
-    struct vol_config cfg;
-    int lower_fd;             /* lower root; read-only mount when possible */
+    const struct vol_config *cfg;   /* the volume's; outlives the view */
+    int lower_fd;             /* the volume's lower root (not owned) */
     int upper_fd;             /* agents/NAME/upper */
     int temp_fd;              /* agents/NAME/temp */
     int work_fd;              /* agents/NAME/work */
@@ -65,16 +65,20 @@ struct ovl_fs {
     unsigned copyup_pause_ms; /* fault hook: pause mid copy-up (tests) */
     struct fuse_session *se;  /* for cache invalidations */
     pthread_mutex_t handle_lock;
-    struct ovl_handle *lower_handles; /* handle_lock: open lower files */
+    struct ovl_handle *handles;       /* handle_lock: every open file */
+    uint64_t bytes_read;      /* atomic: bytes requested by reads */
+    uint64_t bytes_written;   /* atomic */
 };
 
 /* An open file of the view. */
 struct ovl_handle {
     int fd;                   /* the layer's file; replaced after copy-up */
     enum ovl_layer layer;     /* handle_lock while tracked */
-    dev_t dev;                /* lower file, while layer == OVL_LOWER */
+    dev_t dev;                /* the file's, as opened */
     ino_t ino;
-    struct ovl_handle *prev, *next;   /* handle_lock: fs->lower_handles */
+    pid_t pid;                /* the process that opened it */
+    char *path;               /* its path in the view when opened */
+    struct ovl_handle *prev, *next;   /* handle_lock: fs->handles */
 };
 
 /* What resolution found for one path of the view. */
@@ -181,9 +185,11 @@ int  ovl_copy_up_tree(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
 int  ovl_make_parents(struct ovl_fs *fs, enum ovl_layer l, const char *rel);
 
 /* ---- handle.c ---- */
-/* Registers an open lower file (no-op for other layers). */
+/* Registers / forgets an open file of the view (for status and copy-up). */
 void handle_track(struct ovl_fs *fs, struct ovl_handle *h);
 void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h);
+/* Untracks, closes and frees h. */
+void handle_free(struct ovl_fs *fs, struct ovl_handle *h);
 /* The lower file lst was copied up to rel: points every open read-only
  * handle of it at the copy, so a reader sees the writes that follow. */
 void handle_copied_up(struct ovl_fs *fs, const struct stat *lst, const char *rel);

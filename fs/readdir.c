@@ -93,7 +93,7 @@ static int read_layer(struct ovl_fs *fs, enum ovl_layer l, const char *rel,
             continue;
         if (ovl_join(path, sizeof(path), rel, name) < 0)
             continue;
-        if ((pclass_of(&fs->cfg, path) == PCLASS_TEMP) != want_temp)
+        if ((pclass_of(fs->cfg, path) == PCLASS_TEMP) != want_temp)
             continue;
         unsigned char type = de->d_type;
         bool wh = false;
@@ -122,7 +122,7 @@ int ovl_list(struct ovl_fs *fs, const char *rel, bool merges,
              ovl_list_cb cb, void *arg)
 {
     struct raw_list l = { 0 };
-    bool temp_dir = pclass_of(&fs->cfg, rel) == PCLASS_TEMP;
+    bool temp_dir = pclass_of(fs->cfg, rel) == PCLASS_TEMP;
     int rc;
 
     rc = read_layer(fs, OVL_TEMP, rel, true, 0, &l);

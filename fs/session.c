@@ -1,0 +1,241 @@
+/* session.c - one agent's mount, from mount to reaping.
+ *
+ * A session is numbered for the life of the volume (STATE/next_session),
+ * announced by STATE/sessions/N while it lives and recorded in
+ * STATE/sessions.log when it ends, so a crashed daemon's sessions can be
+ * found and closed by recovery. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/daemon_i.h"
+#include "fs/log.h"
+#include "fs/ops.h"
+#include "fs/view.h"
+
+/* Appends s to the option string with ',' and '\' escaped for fuse_opt. */
+static void opt_escaped(char *buf, size_t len, const char *s)
+{
+    size_t u = strlen(buf);
+    for (; *s && u + 2 < len; s++) {
+        if (*s == ',' || *s == '\\')
+            buf[u++] = '\\';
+        buf[u++] = *s;
+    }
+    buf[u] = '\0';
+}
+
+/* Writes text to STATE/rel atomically. */
+static int write_state_file(const struct daemon *d, const char *rel, const char *text)
+{
+    char p[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(p, sizeof(p), "%s/%s", d->vol.state_dir, rel);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return -errno;
+    fputs(text, f);
+    if (fclose(f) != 0 || rename(tmp, p) < 0) {
+        int rc = -errno;
+        unlink(tmp);
+        return rc;
+    }
+    return 0;
+}
+
+static void remove_state_file(const struct daemon *d, const char *rel)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/%s", d->vol.state_dir, rel);
+    unlink(p);
+}
+
+struct session *sess_find(struct daemon *d, const char *agent, const char *mountpoint)
+{
+    for (struct session *s = d->sessions; s; s = s->next) {
+        if (agent && !strcmp(s->agent, agent))
+            return s;
+        if (mountpoint && !strcmp(s->mountpoint, mountpoint))
+            return s;
+    }
+    return NULL;
+}
+
+static struct fuse_session *new_fuse_session(struct daemon *d, struct session *s)
+{
+    char opts[3 * PATH_MAX];
+    snprintf(opts, sizeof(opts),
+             "allow_other,default_permissions,nosuid,nodev,subtype=lanefs,"
+             "fsname=lanefs@%s:", s->agent);
+    opt_escaped(opts, sizeof(opts), d->vol.state_dir);
+    char *argv[] = { "lanefs", "-o", opts, NULL };
+    struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+    struct fuse_session *se = fuse_session_new(&args, &ovl_ops, sizeof(ovl_ops), &s->fs);
+    fuse_opt_free_args(&args);
+    return se;
+}
+
+int sess_start(struct daemon *d, const struct sess_opts *o, struct session **out,
+               char *err, size_t errlen)
+{
+    struct session *s = NULL, *other;
+    char text[PATH_MAX + 128], rel[128];
+    int rc;
+
+    pthread_mutex_lock(&d->lock);
+    if (d->stopping) {
+        pthread_mutex_unlock(&d->lock);
+        snprintf(err, errlen, "the daemon is shutting down");
+        return -ESHUTDOWN;
+    }
+    if ((other = sess_find(d, o->agent, NULL))) {
+        snprintf(err, errlen, "agent %s is already mounted at %s", o->agent,
+                 other->mountpoint);
+        pthread_mutex_unlock(&d->lock);
+        return -EEXIST;
+    }
+    if ((other = sess_find(d, NULL, o->mountpoint))) {
+        snprintf(err, errlen, "%s is already the mount of agent %s",
+                 o->mountpoint, other->agent);
+        pthread_mutex_unlock(&d->lock);
+        return -EBUSY;
+    }
+    uint64_t id = d->next_session++;
+    pthread_mutex_unlock(&d->lock);
+
+    snprintf(text, sizeof(text), "%llu\n", (unsigned long long)(id + 1));
+    if ((rc = write_state_file(d, "next_session", text)) < 0) {
+        snprintf(err, errlen, "cannot record the session number: %s", strerror(-rc));
+        return rc;
+    }
+    if (!(s = calloc(1, sizeof(*s))) || !(s->mountpoint = strdup(o->mountpoint))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    s->d = d;
+    s->fd = -1;
+    s->id = id;
+    snprintf(s->agent, sizeof(s->agent), "%s", o->agent);
+    s->ephemeral = o->ephemeral;
+    s->quota_bytes = o->quota_bytes;
+    s->quota_inodes = o->quota_inodes;
+    s->started = time(NULL);
+
+    rc = view_open(&s->fs, &d->vol, s->agent, err, errlen);
+    if (rc < 0)
+        goto fail_free;
+    s->se = new_fuse_session(d, s);
+    if (!s->se) {
+        snprintf(err, errlen, "cannot create a FUSE session");
+        rc = -EIO;
+        goto fail_view;
+    }
+    s->fs.se = s->se;
+    if (fuse_session_mount(s->se, s->mountpoint) != 0) {
+        snprintf(err, errlen, "cannot mount at %s (is /dev/fuse there, and are "
+                 "we root?)", s->mountpoint);
+        rc = -EIO;
+        goto fail_se;
+    }
+    s->fd = fuse_session_fd(s->se);
+
+    snprintf(rel, sizeof(rel), "sessions/%llu", (unsigned long long)id);
+    snprintf(text, sizeof(text), "agent=%s\nmountpoint=%s\nstarted=%lld\n",
+             s->agent, s->mountpoint, (long long)s->started);
+    if ((rc = write_state_file(d, rel, text)) < 0) {
+        snprintf(err, errlen, "cannot record session %llu: %s",
+                 (unsigned long long)id, strerror(-rc));
+        goto fail_mount;
+    }
+    snprintf(text, sizeof(text), "%d\n", (int)getpid());
+    snprintf(rel, sizeof(rel), "agents/%s/daemon.pid", s->agent);
+    write_state_file(d, rel, text);
+
+    pthread_mutex_lock(&d->lock);
+    s->next = d->sessions;
+    d->sessions = s;
+    pthread_mutex_unlock(&d->lock);
+    rc = loop_add(d, s);
+    if (rc < 0) {
+        /* Registered but unreadable: let it end through the normal path. */
+        snprintf(err, errlen, "cannot watch the session: %s", strerror(-rc));
+        umount2(s->mountpoint, MNT_DETACH);
+        pthread_mutex_lock(&d->lock);
+        loop_end_locked(d, s, "error");
+        pthread_mutex_unlock(&d->lock);
+        return rc;
+    }
+    log_say("session %llu: agent %s mounted at %s%s", (unsigned long long)id,
+            s->agent, s->mountpoint, s->ephemeral ? " (ephemeral)" : "");
+    *out = s;
+    return 0;
+
+fail_mount:
+    umount2(s->mountpoint, MNT_DETACH);
+fail_se:
+    fuse_session_destroy(s->se);
+fail_view:
+    view_close(&s->fs);
+fail_free:
+    free(s->mountpoint);
+    free(s);
+    return rc;
+}
+
+int sess_umount(struct session *s, bool lazy, const char *reason)
+{
+    struct daemon *d = s->d;
+    pthread_mutex_lock(&d->lock);
+    const char *prev = s->end_reason;
+    if (!prev)
+        s->end_reason = reason;
+    pthread_mutex_unlock(&d->lock);
+    if (umount2(s->mountpoint, lazy ? MNT_DETACH : 0) < 0) {
+        int rc = -errno;
+        pthread_mutex_lock(&d->lock);
+        if (!s->ended)
+            s->end_reason = prev;       /* it goes on */
+        pthread_mutex_unlock(&d->lock);
+        return rc;
+    }
+    return 0;
+}
+
+void sess_reap(struct session *s)
+{
+    struct daemon *d = s->d;
+    char rel[128], line[PATH_MAX];
+    time_t now = time(NULL);
+
+    /* Closing the fd aborts what is left of the connection. */
+    fuse_session_destroy(s->se);
+    view_close(&s->fs);
+    if (s->ephemeral) {
+        int rc = view_wipe_private(d->vol.state_dir, s->agent);
+        if (rc < 0)
+            log_say("session %llu: cannot remove the ephemeral upper of %s: %s",
+                    (unsigned long long)s->id, s->agent, strerror(-rc));
+    }
+    snprintf(rel, sizeof(rel), "agents/%s/daemon.pid", s->agent);
+    remove_state_file(d, rel);
+    snprintf(rel, sizeof(rel), "sessions/%llu", (unsigned long long)s->id);
+    remove_state_file(d, rel);
+    snprintf(line, sizeof(line), "%s/sessions.log", d->vol.state_dir);
+    FILE *f = fopen(line, "ae");
+    if (f) {
+        fprintf(f, "%llu %s %lld %lld %s\n", (unsigned long long)s->id, s->agent,
+                (long long)s->started, (long long)now, s->end_reason);
+        fclose(f);
+    }
+    log_say("session %llu: agent %s ended (%s)", (unsigned long long)s->id,
+            s->agent, s->end_reason);
+    free(s->mountpoint);
+    free(s);
+}
