@@ -37,9 +37,14 @@ static int write_state_file(const struct daemon *d, const char *rel, const char 
     char p[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(p, sizeof(p), "%s/%s", d->vol.state_dir, rel);
     snprintf(tmp, sizeof(tmp), "%s.tmp", p);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return -errno;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+    if (!f) {
+        int rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
     fputs(text, f);
     if (fclose(f) != 0 || rename(tmp, p) < 0) {
         int rc = -errno;
@@ -147,8 +152,9 @@ int sess_start(struct daemon *d, const struct sess_opts *o, struct session **out
     s->fd = fuse_session_fd(s->se);
 
     snprintf(rel, sizeof(rel), "sessions/%llu", (unsigned long long)id);
-    snprintf(text, sizeof(text), "agent=%s\nmountpoint=%s\nstarted=%lld\n",
-             s->agent, s->mountpoint, (long long)s->started);
+    snprintf(text, sizeof(text), "agent=%s\nmountpoint=%s\nstarted=%lld\n%s",
+             s->agent, s->mountpoint, (long long)s->started,
+             s->ephemeral ? "ephemeral=1\n" : "");
     if ((rc = write_state_file(d, rel, text)) < 0) {
         snprintf(err, errlen, "cannot record session %llu: %s",
                  (unsigned long long)id, strerror(-rc));
@@ -228,7 +234,8 @@ void sess_reap(struct session *s)
     snprintf(rel, sizeof(rel), "sessions/%llu", (unsigned long long)s->id);
     remove_state_file(d, rel);
     snprintf(line, sizeof(line), "%s/sessions.log", d->vol.state_dir);
-    FILE *f = fopen(line, "ae");
+    int lfd = open(line, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    FILE *f = lfd < 0 ? NULL : fdopen(lfd, "a");
     if (f) {
         fprintf(f, "%llu %s %lld %lld %s\n", (unsigned long long)s->id, s->agent,
                 (long long)s->started, (long long)now, s->end_reason);
