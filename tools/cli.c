@@ -1,13 +1,18 @@
 /* cli.c - helpers shared by the lanefs subcommands. */
 #include "tools/cli.h"
 
+#include "fs/config.h"
+#include "tools/ctl_client.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -284,4 +289,133 @@ char *cli_pid_file(const char *state, const char *agent)
     if (asprintf(&s, "%s/agents/%s/daemon.pid", state, agent) < 0)
         return NULL;
     return s;
+}
+
+int cli_parse_size(const char *s, unsigned long long *out)
+{
+    unsigned long long ip = 0, frac = 0, fdiv = 1, mult = 1;
+    const char *p = s;
+    bool has_frac = false;
+
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(ip, 10, &ip) ||
+            __builtin_add_overflow(ip, (unsigned long long)(*p - '0'), &ip))
+            return -ERANGE;
+    if (*p == '.') {
+        has_frac = true;
+        p++;
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        /* Up to nine fraction digits count; any further ones are read
+         * and ignored. */
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (fdiv < 1000000000ULL) {
+                frac = frac * 10 + (unsigned long long)(*p - '0');
+                fdiv *= 10;
+            }
+    }
+    switch (*p) {
+    case 'k': case 'K': mult = 1ULL << 10; p++; break;
+    case 'm': case 'M': mult = 1ULL << 20; p++; break;
+    case 'g': case 'G': mult = 1ULL << 30; p++; break;
+    case 't': case 'T': mult = 1ULL << 40; p++; break;
+    default: break;
+    }
+    if (*p || (has_frac && mult == 1))
+        return -EINVAL;
+    unsigned long long v;
+    if (__builtin_mul_overflow(ip, mult, &v) ||
+        __builtin_add_overflow(v, (unsigned long long)
+                               ((unsigned __int128)frac * mult / fdiv), &v))
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+int cli_volume_open(const char *arg, char **state, struct vol_config *cfg)
+{
+    struct vol_config local = { 0 };
+    char err[512];
+
+    *state = realpath(arg, NULL);
+    if (!*state) {
+        cli_err("state directory '%s': %s", arg, strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    if (vol_config_load(*state, cfg ? cfg : &local, err, sizeof(err)) < 0) {
+        cli_err("%s", err);
+        free(*state);
+        *state = NULL;
+        return CLI_EXIT_FAIL;
+    }
+    vol_config_free(&local);
+    return CLI_EXIT_OK;
+}
+
+int cli_ctl_fail(const char *state, const char *what, int rc,
+                 const char *msg)
+{
+    if (rc == -ENOENT)
+        cli_err("no daemon serves %s (no %s/%s); 'lanefs mount' or "
+                "'lanefs serve %s' starts one", state, state, CTL_SOCK_NAME,
+                state);
+    else if (rc == -ECONNREFUSED)
+        cli_err("no daemon serves %s (its control socket is stale: the "
+                "daemon died); 'lanefs recover %s' cleans up", state, state);
+    else
+        cli_err("%s: %s", what, msg && *msg ? msg : strerror(-rc));
+    return CLI_EXIT_FAIL;
+}
+
+void cli_fmt_size(char *buf, size_t len, unsigned long long bytes)
+{
+    static const char units[] = "KMGTPE";
+    if (bytes < 1024) {
+        snprintf(buf, len, "%llu", bytes);
+        return;
+    }
+    double v = (double)bytes;
+    size_t u = 0;
+    v /= 1024;
+    while (v >= 1024 && u + 1 < sizeof(units) - 1) {
+        v /= 1024;
+        u++;
+    }
+    if (v < 10 && v != (double)(unsigned long long)v)
+        snprintf(buf, len, "%.1f%c", v, units[u]);
+    else
+        snprintf(buf, len, "%.0f%c", v, units[u]);
+}
+
+void cli_fmt_duration(char *buf, size_t len, long long s)
+{
+    if (s < 0)
+        s = 0;
+    if (s < 60)
+        snprintf(buf, len, "%llds", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+    else
+        snprintf(buf, len, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+}
+
+int cli_daemon_lock(const char *state)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/daemon.lock", state) >=
+        (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int rc = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
 }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+struct vol_config;
+
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1   /* the command could not do its job */
 #define CLI_EXIT_USAGE 2   /* the command line itself is wrong */
@@ -23,7 +25,9 @@ struct cli_cmd {
     void (*usage)(FILE *out);
 };
 
-extern const struct cli_cmd cli_cmd_init, cli_cmd_mount, cli_cmd_umount;
+extern const struct cli_cmd cli_cmd_init, cli_cmd_mount, cli_cmd_umount,
+    cli_cmd_serve, cli_cmd_status, cli_cmd_agents, cli_cmd_recover,
+    cli_cmd_agent;
 
 /* Prints "lanefs: <message>" and a newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -69,5 +73,35 @@ bool cli_pid_lanefs_alive(pid_t pid);
 
 /* Newly allocated "STATE/agents/NAME/daemon.pid", or NULL. */
 char *cli_pid_file(const char *state, const char *agent);
+
+/* Parses a size: decimal digits, optionally a fraction, optionally one
+ * suffix K, M, G or T (either case; powers of 1024), e.g. "4096", "10K",
+ * "1.5G". A fraction needs a suffix; the result is rounded down to whole
+ * units. Returns 0, or -EINVAL (malformed) / -ERANGE (over 2^64-1). */
+int cli_parse_size(const char *s, unsigned long long *out);
+
+/* Resolves the STATE operand (realpath) into newly allocated *state and
+ * checks that it holds a volume (volume.conf loads); when cfg is not NULL
+ * the configuration is left in it. Prints the reason and returns
+ * CLI_EXIT_FAIL when not; CLI_EXIT_OK otherwise. */
+int cli_volume_open(const char *arg, char **state, struct vol_config *cfg);
+
+/* Prints the message of a failed control-socket call (see ctl_client.h)
+ * and returns CLI_EXIT_FAIL. When rc says no daemon runs, the message says
+ * so and how to start one; otherwise it is "what: <daemon's message>". */
+int cli_ctl_fail(const char *state, const char *what, int rc,
+                 const char *msg);
+
+/* Takes STATE/daemon.lock (created 0600 when missing) with
+ * flock(LOCK_EX | LOCK_NB): holding it proves no daemon serves the volume,
+ * and keeps one from starting until the fd is closed. Returns the locked
+ * fd, -EWOULDBLOCK when a daemon holds the lock, or -errno. */
+int cli_daemon_lock(const char *state);
+
+/* Formats a byte count for people: "512", "1.5K", "20M" (powers of 1024). */
+void cli_fmt_size(char *buf, size_t len, unsigned long long bytes);
+
+/* Formats a duration in seconds: "42s", "5m10s", "3h02m", "2d04h". */
+void cli_fmt_duration(char *buf, size_t len, long long seconds);
 
 #endif
