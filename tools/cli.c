@@ -355,17 +355,18 @@ int cli_volume_open(const char *arg, char **state, struct vol_config *cfg)
 }
 
 int cli_ctl_fail(const char *state, const char *what, int rc,
-                 const char *msg)
+                 const struct ctl_err *err)
 {
-    if (rc == -ENOENT)
+    const char *msg = err ? err->msg : NULL;
+    if (!ctl_no_daemon(rc, err))
+        cli_err("%s: %s", what, msg && *msg ? msg : strerror(-rc));
+    else if (rc == -ENOENT)
         cli_err("no daemon serves %s (no %s/%s); 'lanefs mount' or "
                 "'lanefs serve %s' starts one", state, state, CTL_SOCK_NAME,
                 state);
     else if (rc == -ECONNREFUSED)
         cli_err("no daemon serves %s (its control socket is stale: the "
                 "daemon died); 'lanefs recover %s' cleans up", state, state);
-    else
-        cli_err("%s: %s", what, msg && *msg ? msg : strerror(-rc));
     return CLI_EXIT_FAIL;
 }
 
@@ -418,4 +419,15 @@ int cli_daemon_lock(const char *state)
         return rc;
     }
     return fd;
+}
+
+void cli_daemon_busy(const char *state, const char *what)
+{
+    char pidfile[PATH_MAX];
+    pid_t pid;
+    snprintf(pidfile, sizeof(pidfile), "%s/daemon.pid", state);
+    if (cli_pid_read(pidfile, &pid) == 0)
+        cli_err("%s: a daemon (pid %d) %s", state, (int)pid, what);
+    else
+        cli_err("%s: a daemon %s", state, what);
 }

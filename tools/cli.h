@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 struct vol_config;
+struct ctl_err;
 
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1   /* the command could not do its job */
@@ -86,17 +87,21 @@ int cli_parse_size(const char *s, unsigned long long *out);
  * CLI_EXIT_FAIL when not; CLI_EXIT_OK otherwise. */
 int cli_volume_open(const char *arg, char **state, struct vol_config *cfg);
 
-/* Prints the message of a failed control-socket call (see ctl_client.h)
- * and returns CLI_EXIT_FAIL. When rc says no daemon runs, the message says
- * so and how to start one; otherwise it is "what: <daemon's message>". */
+/* Prints the message of a failed control-socket call (rc and err of
+ * ctl_call) and returns CLI_EXIT_FAIL. When no daemon runs, the message
+ * says so and how to start one; otherwise it is "what: <message>". */
 int cli_ctl_fail(const char *state, const char *what, int rc,
-                 const char *msg);
+                 const struct ctl_err *err);
 
 /* Takes STATE/daemon.lock (created 0600 when missing) with
  * flock(LOCK_EX | LOCK_NB): holding it proves no daemon serves the volume,
  * and keeps one from starting until the fd is closed. Returns the locked
  * fd, -EWOULDBLOCK when a daemon holds the lock, or -errno. */
 int cli_daemon_lock(const char *state);
+
+/* Prints "lanefs: S: a daemon (pid P) WHAT" for a daemon holding
+ * STATE/daemon.lock (the pid from STATE/daemon.pid when readable). */
+void cli_daemon_busy(const char *state, const char *what);
 
 /* Formats a byte count for people: "512", "1.5K", "20M" (powers of 1024). */
 void cli_fmt_size(char *buf, size_t len, unsigned long long bytes);

@@ -152,7 +152,7 @@ static bool agent_has_session_file(const char *state, const char *agent)
 static int agent_check_unmounted(const char *state, const char *agent,
                                  bool *no_daemon)
 {
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     cJSON *req = ctl_request_new("agents"), *reply = NULL;
     int ret = CLI_EXIT_FAIL;
 
@@ -162,14 +162,14 @@ static int agent_check_unmounted(const char *state, const char *agent,
         return CLI_EXIT_FAIL;
     }
     int rc = ctl_call(state, req, CTL_TIMEOUT_MS, &reply, &e);
-    if (ctl_no_daemon(rc)) {
+    if (ctl_no_daemon(rc, &e)) {
         *no_daemon = true;
         ret = CLI_EXIT_OK;
         goto out;
     }
     if (rc < 0) {
         ret = cli_ctl_fail(state, "cannot ask the daemon which agents are "
-                           "mounted", rc, e.msg);
+                           "mounted", rc, &e);
         goto out;
     }
     const cJSON *a;

@@ -5,27 +5,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "fs/config.h"
 #include "fs/daemon.h"
-#include "tools/cli.h"
 #include "fs/mountinfo.h"
+#include "tools/cli.h"
+#include "tools/ctl_client.h"
 
 /* Long options get values above 255 so getopt errors can name them. */
-enum { OPT_AGENT = 256, OPT_FOREGROUND, OPT_DEBUG, OPT_HELP };
+enum { OPT_AGENT = 256, OPT_FOREGROUND, OPT_DEBUG, OPT_EPHEMERAL,
+       OPT_QUOTA_BYTES, OPT_QUOTA_INODES, OPT_HELP };
+
+/* How long a mount waits for a daemon that another command is starting. */
+#define MOUNT_DAEMON_WAIT_MS 10000
+#define MOUNT_RETRY_MS       100
 
 static void mount_usage(FILE *out)
 {
     fputs(
-"usage: lanefs mount STATE --agent NAME MOUNTPOINT [-f] [-d]\n"
+"usage: lanefs mount STATE --agent NAME MOUNTPOINT [-f] [-d] [--ephemeral]\n"
+"                    [--quota-bytes N] [--quota-inodes N]\n"
 "\n"
 "Mounts agent NAME's view of the volume in STATE at MOUNTPOINT. Returns once\n"
-"the mount is live; the daemon serving it runs on in the background.\n"
+"the mount is live. The volume's daemon serves it: the running one, or one\n"
+"started now that runs on in the background (logging to STATE/lanefs.log).\n"
 "\n"
-"  --agent NAME      agent name: [a-z0-9][a-z0-9._-]{0,63}\n"
-"  -f, --foreground  serve in the foreground, logging to stderr\n"
-"  -d, --debug       print libfuse debug output (implies -f)\n"
-"  -h, --help        show this help\n", out);
+"  --agent NAME        agent name: [a-z0-9][a-z0-9._-]{0,63}\n"
+"  --ephemeral         the agent's private changes are removed when this\n"
+"                      session ends\n"
+"  --quota-bytes N     limit the bytes of the agent's upper and temp layers\n"
+"                      (K, M, G, T suffixes: 500M, 1.5G; 0: no limit)\n"
+"  --quota-inodes N    limit their files and directories (suffixes too)\n"
+"  -f, --foreground    start the volume's daemon in the foreground with this\n"
+"                      mount, logging to stderr (refused if one runs)\n"
+"  -d, --debug         print libfuse debug output (implies -f)\n"
+"  -h, --help          show this help\n", out);
 }
 
 /* Refuses a mount point that is already a lanefs mount; a dead one (daemon
@@ -75,38 +91,92 @@ static int mount_check_placement(const char *mp, const char *state,
     return CLI_EXIT_OK;
 }
 
-/* Refuses a second mount of the same agent: its pid file names a live
- * daemon. A stale pid file (daemon gone, or pid reused) is fine. */
-static int mount_check_agent_free(const struct minfo_table *mt,
-                                  const char *state, const char *agent)
+/* Asks the daemon to add the mount. Returns 0, or -errno with the
+ * daemon's message (or what went wrong on the way) in e. */
+static int mount_request(const struct lanefsd_serve_opts *o,
+                         struct ctl_err *e)
 {
-    char *pidfile = cli_pid_file(state, agent), *source = NULL;
-    pid_t pid;
-    int ret = CLI_EXIT_FAIL;
+    cJSON *req = ctl_request_new("mount"), *reply = NULL;
+    int rc = -ENOMEM;
 
-    if (!pidfile) {
-        cli_err("out of memory");
+    snprintf(e->msg, sizeof(e->msg), "out of memory");
+    if (!req || !cJSON_AddStringToObject(req, "agent", o->agent) ||
+        !cJSON_AddStringToObject(req, "mountpoint", o->mountpoint) ||
+        !cJSON_AddBoolToObject(req, "ephemeral", o->ephemeral) ||
+        !cJSON_AddNumberToObject(req, "quota_bytes", (double)o->quota_bytes) ||
+        !cJSON_AddNumberToObject(req, "quota_inodes",
+                                 (double)o->quota_inodes))
         goto out;
-    }
-    if (cli_pid_read(pidfile, &pid) < 0 || !cli_pid_lanefs_alive(pid)) {
-        ret = CLI_EXIT_OK;
-        goto out;
-    }
-    if (asprintf(&source, "lanefs@%s:%s", agent, state) < 0) {
-        source = NULL;
-        cli_err("out of memory");
-        goto out;
-    }
-    const struct minfo_entry *e = minfo_find_lanefs_source(mt, source);
-    if (e)
-        cli_err("agent %s is already mounted at %s", agent, e->mountpoint);
-    else
-        cli_err("agent %s is already mounted (daemon pid %d, see %s)", agent,
-                (int)pid, pidfile);
+    rc = ctl_call(o->state_dir, req, CTL_TIMEOUT_MS, &reply, e);
 out:
-    free(pidfile);
-    free(source);
-    return ret;
+    cJSON_Delete(req);
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static void mount_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Adds the mount to the volume's daemon, starting the daemon with it as
+ * its first mount when none runs. */
+static int mount_via_daemon(const struct lanefsd_serve_opts *o)
+{
+    struct ctl_err e = { .msg = "" };
+    int rc = mount_request(o, &e);
+
+    if (ctl_no_daemon(rc, &e)) {
+        pid_t me = getpid();
+        rc = lanefsd_serve(o);
+        if (getpid() != me)     /* the daemon, once it stopped serving */
+            return rc < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+        if (rc >= 0)
+            return CLI_EXIT_OK;
+        if (rc != -EBUSY) {
+            cli_err("mounting agent %s at %s failed: %s", o->agent,
+                    o->mountpoint, strerror(-rc));
+            return CLI_EXIT_FAIL;
+        }
+        /* Another command is starting the daemon right now: wait for its
+         * socket. */
+        for (int waited = 0; ; waited += MOUNT_RETRY_MS) {
+            rc = mount_request(o, &e);
+            if (!ctl_no_daemon(rc, &e) || waited >= MOUNT_DAEMON_WAIT_MS)
+                break;
+            mount_sleep_ms(MOUNT_RETRY_MS);
+        }
+    }
+    if (rc == 0)
+        return CLI_EXIT_OK;
+    if (rc == -EEXIST || rc == -EBUSY) {
+        cli_err("%s", e.msg);   /* the daemon names the mount point */
+        return CLI_EXIT_FAIL;
+    }
+    if (ctl_no_daemon(rc, &e))
+        cli_err("mounting agent %s at %s failed: a daemon holds %s/"
+                "daemon.lock but did not answer on its control socket "
+                "within %d s", o->agent, o->mountpoint, o->state_dir,
+                MOUNT_DAEMON_WAIT_MS / 1000);
+    else
+        cli_err("mounting agent %s at %s failed: %s", o->agent,
+                o->mountpoint, e.msg);
+    return CLI_EXIT_FAIL;
+}
+
+/* Reads a --quota-* value. */
+static int mount_size_arg(const char *opt, const char *arg,
+                          unsigned long long *v)
+{
+    int rc = cli_parse_size(arg, v);
+    if (rc == -ERANGE)
+        return cli_usage_err("mount", "bad %s '%s': too large", opt, arg);
+    if (rc < 0)
+        return cli_usage_err("mount", "bad %s '%s': expected a whole number, "
+                             "optionally with K, M, G or T (e.g. 500M, "
+                             "1.5G)", opt, arg);
+    return CLI_EXIT_OK;
 }
 
 static int mount_run(int argc, char **argv)
@@ -115,12 +185,15 @@ static int mount_run(int argc, char **argv)
         { "agent",      required_argument, NULL, OPT_AGENT },
         { "foreground", no_argument,       NULL, OPT_FOREGROUND },
         { "debug",      no_argument,       NULL, OPT_DEBUG },
+        { "ephemeral",  no_argument,       NULL, OPT_EPHEMERAL },
+        { "quota-bytes", required_argument, NULL, OPT_QUOTA_BYTES },
+        { "quota-inodes", required_argument, NULL, OPT_QUOTA_INODES },
         { "help",       no_argument,       NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
     struct vol_config cfg = { 0 };
     struct minfo_table mt = { 0 };
-    struct lanefsd_opts o = { 0 };
+    struct lanefsd_serve_opts o = { 0 };
     const char *pos[2] = { NULL, NULL }, *agent = NULL;
     char *state = NULL, *lower = NULL, *mp = NULL, err[512];
     size_t npos = 0;
@@ -153,6 +226,19 @@ static int mount_run(int argc, char **argv)
         case 'd':
         case OPT_DEBUG:
             o.debug = o.foreground = true;
+            break;
+        case OPT_EPHEMERAL:
+            o.ephemeral = true;
+            break;
+        case OPT_QUOTA_BYTES:
+        case OPT_QUOTA_INODES:
+            rc = c == OPT_QUOTA_BYTES ?
+                 mount_size_arg("--quota-bytes", optarg, &o.quota_bytes) :
+                 mount_size_arg("--quota-inodes", optarg, &o.quota_inodes);
+            if (rc != CLI_EXIT_OK) {
+                ret = rc;
+                goto out;
+            }
             break;
         case 'h':
         case OPT_HELP:
@@ -223,14 +309,27 @@ static int mount_run(int argc, char **argv)
         cli_err("mount point '%s' is not a directory", pos[1]);
         goto out;
     }
-    if (mount_check_placement(mp, state, lower) != CLI_EXIT_OK ||
-        mount_check_agent_free(&mt, state, agent) != CLI_EXIT_OK)
+    if (mount_check_placement(mp, state, lower) != CLI_EXIT_OK)
         goto out;
 
     o.state_dir = state;
     o.agent = agent;
     o.mountpoint = mp;
-    rc = lanefsd_run(&o);
+    if (!o.foreground) {
+        ret = mount_via_daemon(&o);
+        goto out;
+    }
+    pid_t me = getpid();
+    rc = lanefsd_serve(&o);
+    if (getpid() != me) {
+        ret = rc < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+        goto out;
+    }
+    if (rc == -EBUSY) {
+        cli_daemon_busy(state, "already serves it; mount without -f to add "
+                        "the mount to that daemon");
+        goto out;
+    }
     if (rc < 0) {
         cli_err("mounting agent %s at %s failed: %s", agent, mp,
                 strerror(-rc));

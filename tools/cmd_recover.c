@@ -84,15 +84,8 @@ static int recover_cmd_run(int argc, char **argv)
     ret = CLI_EXIT_FAIL;
     lock = cli_daemon_lock(state);
     if (lock == -EWOULDBLOCK) {
-        char pidfile[PATH_MAX];
-        pid_t pid;
-        snprintf(pidfile, sizeof(pidfile), "%s/daemon.pid", state);
-        if (cli_pid_read(pidfile, &pid) == 0)
-            cli_err("a daemon (pid %d) serves %s; recover is for a volume "
-                    "whose daemon is gone", (int)pid, state);
-        else
-            cli_err("a daemon serves %s; recover is for a volume whose "
-                    "daemon is gone", state);
+        cli_daemon_busy(state, "serves it; recover is for a volume whose "
+                        "daemon is gone");
         goto out;
     }
     if (lock < 0) {

@@ -207,7 +207,7 @@ static int status_run(int argc, char **argv)
     const char *arg;
     char *state = NULL;
     cJSON *req = NULL, *reply = NULL;
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     bool json;
     int ret = status_args("status", status_usage, argc, argv, &arg, &json);
 
@@ -222,7 +222,7 @@ static int status_run(int argc, char **argv)
     }
     int rc = ctl_call(state, req, CTL_TIMEOUT_MS, &reply, &e);
     if (rc < 0) {
-        ret = cli_ctl_fail(state, "status", rc, e.msg);
+        ret = cli_ctl_fail(state, "status", rc, &e);
         goto out;
     }
     ret = json ? status_print_json(reply) : status_print_human(state, reply);
@@ -309,7 +309,7 @@ static int agents_run(int argc, char **argv)
     const char *arg;
     char *state = NULL;
     cJSON *req = NULL, *reply = NULL, *out = NULL;
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     bool json;
     int ret = status_args("agents", agents_usage, argc, argv, &arg, &json);
 
@@ -323,14 +323,14 @@ static int agents_run(int argc, char **argv)
         goto out;
     }
     int rc = ctl_call(state, req, CTL_TIMEOUT_MS, &reply, &e);
-    if (ctl_no_daemon(rc)) {
+    if (ctl_no_daemon(rc, &e)) {
         rc = agents_local(state, &out);
         if (rc < 0) {
             cli_err("cannot list %s/agents: %s", state, strerror(-rc));
             goto out;
         }
     } else if (rc < 0) {
-        ret = cli_ctl_fail(state, "agents", rc, e.msg);
+        ret = cli_ctl_fail(state, "agents", rc, &e);
         goto out;
     } else {
         out = cJSON_CreateObject();

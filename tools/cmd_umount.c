@@ -1,31 +1,27 @@
-/* cmd_umount.c - `lanefs umount`: unmount an agent's view and wait until
- * its daemon has finished cleaning up, so callers can rely on the temp layer
+/* cmd_umount.c - `lanefs umount`: ask the volume's daemon to end an agent's
+ * session, and wait until it has, so callers can rely on the temp layer
  * being gone when the command returns. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <time.h>
 
-#include "tools/cli.h"
 #include "fs/mountinfo.h"
-
-#define UMOUNT_POLL_MS 50
+#include "tools/cli.h"
+#include "tools/ctl_client.h"
 
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_LAZY = 256, OPT_HELP };
-/* With --lazy the daemon exits only after the last open file is closed, so
- * umount waits briefly for a quick exit but does not insist. */
-#define UMOUNT_LAZY_WAIT_S 2
 
 static void umount_usage(FILE *out)
 {
     fputs(
 "usage: lanefs umount MOUNTPOINT [--lazy]\n"
 "\n"
-"Unmounts an agent's view and waits (up to 30 s) until its daemon has\n"
-"removed the session's temp files and exited.\n"
+"Unmounts an agent's view: asks the volume's daemon to end the session and\n"
+"waits (up to 60 s) until the session's temp files are removed.\n"
 "\n"
 "  -l, --lazy   detach now even if files are open (MNT_DETACH); the daemon\n"
 "               ends the session once the last of them is closed, and\n"
@@ -33,25 +29,72 @@ static void umount_usage(FILE *out)
 "  -h, --help   show this help\n", out);
 }
 
-static double umount_now(void)
+/* No daemon answers for the volume: detach the mount so the mount point is
+ * usable again, and leave the rest to `lanefs recover`. */
+static int umount_orphan(const char *mp, const char *state, const char *why)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (umount2(mp, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+        cli_err("%s; cannot detach %s: %s", why, mp, strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    cli_err("%s; %s is detached, and 'lanefs recover %s' cleans up the rest "
+            "of its session", why, mp, state);
+    return CLI_EXIT_FAIL;
 }
 
-/* Waits up to seconds for pid to go away. True when it did. */
-static bool umount_wait_exit(pid_t pid, int seconds)
+static int umount_request(const char *mp, const char *agent,
+                          const char *state, bool lazy)
 {
-    const struct timespec step = { 0, UMOUNT_POLL_MS * 1000000L };
-    double deadline = umount_now() + seconds;
+    struct ctl_err e = { .msg = "" };
+    cJSON *req = ctl_request_new("umount"), *reply = NULL;
+    int ret = CLI_EXIT_FAIL, rc;
+    char why[PATH_MAX + 128];
 
-    while (cli_pid_lanefs_alive(pid)) {
-        if (umount_now() >= deadline)
-            return false;
-        nanosleep(&step, NULL);
+    if (!req || !cJSON_AddStringToObject(req, "mountpoint", mp) ||
+        !cJSON_AddBoolToObject(req, "lazy", lazy)) {
+        cli_err("out of memory");
+        goto out;
     }
-    return true;
+    rc = ctl_call(state, req, lazy ? CTL_TIMEOUT_MS : CTL_UMOUNT_TIMEOUT_MS,
+                  &reply, &e);
+    if (ctl_no_daemon(rc, &e)) {
+        snprintf(why, sizeof(why), "no daemon serves %s (agent %s)", state,
+                 agent);
+        ret = umount_orphan(mp, state, why);
+        goto out;
+    }
+    if (rc == -ENOENT) {
+        /* A mount of this volume that its daemon does not serve: left by
+         * a daemon that died before this one started. */
+        snprintf(why, sizeof(why), "the daemon of %s has no session at %s",
+                 state, mp);
+        ret = umount_orphan(mp, state, why);
+        goto out;
+    }
+    if (rc == -EBUSY) {
+        cli_err("%s is busy (a process has a file or its working directory "
+                "there); close it, or use 'lanefs umount --lazy %s'", mp, mp);
+        goto out;
+    }
+    if (rc == -ETIMEDOUT) {
+        cli_err("%s: the daemon did not report the end of the session within "
+                "%d s; see %s/lanefs.log", mp, CTL_UMOUNT_TIMEOUT_MS / 1000,
+                state);
+        goto out;
+    }
+    if (rc < 0) {
+        cli_err("cannot unmount %s: %s", mp, e.msg);
+        goto out;
+    }
+    if (lazy && ctl_bool(reply, "pending", false))
+        printf("%s is detached; the daemon ends session %llu (agent %s) when "
+               "the last open file is closed\n", mp,
+               (unsigned long long)ctl_num(reply, "session", 0), agent);
+    ret = CLI_EXIT_OK;
+out:
+    cJSON_Delete(req);
+    cJSON_Delete(reply);
+    return ret;
 }
 
 static int umount_run(int argc, char **argv)
@@ -63,9 +106,8 @@ static int umount_run(int argc, char **argv)
     };
     struct minfo_table mt = { 0 };
     const char *arg = NULL;
-    char *mp = NULL, *agent = NULL, *state = NULL, *pidfile = NULL;
+    char *mp = NULL, *agent = NULL, *state = NULL;
     bool lazy = false;
-    pid_t pid = 0;
     int c, rc, ret = CLI_EXIT_USAGE;
 
     optind = 0;
@@ -130,53 +172,18 @@ static int umount_run(int argc, char **argv)
                 mp, e->source);
         goto out;
     }
-    pidfile = cli_pid_file(state, agent);
-    if (!pidfile) {
-        cli_err("out of memory");
-        goto out;
-    }
-    /* Read before unmounting: the daemon removes the file as it exits. */
-    rc = cli_pid_read(pidfile, &pid);
-    if (rc < 0 || !cli_pid_lanefs_alive(pid))
-        pid = 0;
-
-    if (umount2(mp, lazy ? MNT_DETACH : 0) < 0) {
-        if (errno == EBUSY)
-            cli_err("%s is busy (a process has a file or its working "
-                    "directory there); close it, or use 'lanefs umount "
-                    "--lazy %s'", mp, mp);
-        else
-            cli_err("cannot unmount %s: %s", mp, strerror(errno));
-        goto out;
-    }
-    /* A lazily detached mount stays served while files are open on it: that
-     * is what --lazy asks for, so a daemon still running is no failure. */
-    if (pid && lazy && !umount_wait_exit(pid, UMOUNT_LAZY_WAIT_S)) {
-        printf("%s is detached; its daemon (pid %d, agent %s) ends the "
-               "session when the last open file is closed\n", mp, (int)pid,
-               agent);
-        ret = CLI_EXIT_OK;
-        goto out;
-    }
-    if (pid && !umount_wait_exit(pid, CLI_UMOUNT_WAIT_S)) {
-        cli_err("%s is unmounted, but its daemon (pid %d, agent %s) did "
-                "not exit within %d s; see %s/lanefs.log", mp, (int)pid,
-                agent, CLI_UMOUNT_WAIT_S, state);
-        goto out;
-    }
-    ret = CLI_EXIT_OK;
+    ret = umount_request(mp, agent, state, lazy);
 out:
     minfo_free(&mt);
     free(mp);
     free(agent);
     free(state);
-    free(pidfile);
     return ret;
 }
 
 const struct cli_cmd cli_cmd_umount = {
     .name = "umount",
-    .summary = "unmount an agent's view and wait for its daemon",
+    .summary = "unmount an agent's view and wait for its session to end",
     .run = umount_run,
     .usage = umount_usage,
 };

@@ -34,9 +34,10 @@ static long long ctl_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool ctl_no_daemon(int rc)
+bool ctl_no_daemon(int rc, const struct ctl_err *err)
 {
-    return rc == -ENOENT || rc == -ECONNREFUSED;
+    return (rc == -ENOENT || rc == -ECONNREFUSED) &&
+           !(err && err->connected);
 }
 
 int ctl_connect(const char *state)
@@ -295,12 +296,16 @@ int ctl_call(const char *state, const cJSON *req, int timeout_ms,
              cJSON **reply, struct ctl_err *err)
 {
     *reply = NULL;
+    if (err)
+        err->connected = false;
     int fd = ctl_connect(state);
     if (fd < 0) {
         ctl_set_err(err, "cannot connect to %s/%s: %s", state, CTL_SOCK_NAME,
                     strerror(-fd));
         return fd;
     }
+    if (err)
+        err->connected = true;
     int rc = ctl_exchange(fd, req, timeout_ms, reply, err);
     close(fd);
     return rc;

@@ -23,6 +23,7 @@
  * way to it. */
 struct ctl_err {
     char msg[512];
+    bool connected;     /* the socket was connected: a daemon answered */
 };
 
 /* Connects to STATE/control.sock (state: an absolute path; a path too long
@@ -31,9 +32,11 @@ struct ctl_err {
  * nobody listens on it (a daemon that died). */
 int ctl_connect(const char *state);
 
-/* True for the errors of ctl_connect() that mean "no daemon serves the
- * volume". */
-bool ctl_no_daemon(int rc);
+/* True when the call that returned rc, with err (may be NULL for a bare
+ * ctl_connect result), failed because no daemon serves the volume: the
+ * socket is missing or nobody listens on it. A daemon's own ENOENT reply
+ * is not that. */
+bool ctl_no_daemon(int rc, const struct ctl_err *err);
 
 /* A new request {"v":1,"op":op}, or NULL when out of memory. */
 cJSON *ctl_request_new(const char *op);

@@ -5,7 +5,8 @@
 #include "tools/cli.h"
 
 static const struct cli_cmd *const lanefs_cmds[] = {
-    &cli_cmd_init, &cli_cmd_mount, &cli_cmd_umount, &cli_cmd_status,
+    &cli_cmd_init, &cli_cmd_serve, &cli_cmd_mount, &cli_cmd_umount,
+    &cli_cmd_status,
     &cli_cmd_agents, &cli_cmd_agent, &cli_cmd_recover,
 };
 #define LANEFS_NCMDS (sizeof(lanefs_cmds) / sizeof(lanefs_cmds[0]))

@@ -68,9 +68,13 @@ void tbl_print(const struct tbl *t, FILE *out)
                 w[c] = l;
         }
     for (size_t r = 0; r < t->rows; r++) {
-        for (size_t c = 0; c < t->ncols; c++) {
+        /* Cells are padded only up to the last non-empty one. */
+        size_t last = t->ncols;
+        while (last > 1 && !t->cells[r * t->ncols + last - 1][0])
+            last--;
+        for (size_t c = 0; c < last; c++) {
             const char *s = t->cells[r * t->ncols + c];
-            if (c + 1 == t->ncols)
+            if (c + 1 == last)
                 fprintf(out, "%s\n", s);
             else
                 fprintf(out, "%-*s  ", (int)w[c], s);

@@ -26,7 +26,7 @@ int tbl_add(struct tbl *t, const char *const *cells);
  * Returns 0 or -ENOMEM. */
 int tbl_note(struct tbl *t, const char *line);
 
-/* Prints the table; the last column is not padded. */
+/* Prints the table; a row ends at its last non-empty cell, unpadded. */
 void tbl_print(const struct tbl *t, FILE *out);
 
 /* Frees what t owns and zeroes it. */

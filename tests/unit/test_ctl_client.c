@@ -19,7 +19,7 @@
 Test(ctl_reply, ok)
 {
     cJSON *r;
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     cr_assert_eq(ctl_parse_reply("{\"v\":1,\"ok\":true,\"pid\":42,"
                                  "\"state\":\"/s\"}", &r, &e), 0);
     cr_assert_not_null(r);
@@ -34,7 +34,7 @@ Test(ctl_reply, ok)
 Test(ctl_reply, error_maps_errno_and_message)
 {
     cJSON *r;
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     int rc = ctl_parse_reply("{\"v\":1,\"ok\":false,\"errno\":\"EEXIST\","
                              "\"error\":\"agent a is already mounted at "
                              "/m\"}", &r, &e);
@@ -63,7 +63,7 @@ Test(ctl_reply, malformed)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cJSON *r = (cJSON *)1;
-        struct ctl_err e = { "" };
+        struct ctl_err e = { .msg = "" };
         cr_assert_eq(ctl_parse_reply(bad[i], &r, &e), -EPROTO, "%s", bad[i]);
         cr_assert_null(r, "%s", bad[i]);
         cr_assert(e.msg[0], "no message for %s", bad[i]);
@@ -130,7 +130,7 @@ static int exchange_with(const char *reply, struct fake *f, cJSON **r,
 Test(ctl_exchange, request_line_and_reply)
 {
     struct fake f;
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     cJSON *r;
     int rc = exchange_with("{\"v\":1,\"ok\":true,\"pid\":7}\n", &f, &r, &e,
                            5000);
@@ -143,7 +143,7 @@ Test(ctl_exchange, request_line_and_reply)
 Test(ctl_exchange, closed_without_reply)
 {
     struct fake f;
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     cJSON *r;
     cr_assert_eq(exchange_with(NULL, &f, &r, &e, 5000), -ECONNRESET);
     cr_assert_null(r);
@@ -156,7 +156,7 @@ Test(ctl_exchange, closed_without_reply)
 Test(ctl_exchange, times_out)
 {
     int sv[2];
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     cJSON *r;
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     cJSON *req = ctl_request_new("status");
@@ -170,7 +170,7 @@ Test(ctl_exchange, times_out)
 Test(ctl_exchange, refuses_oversized_request)
 {
     int sv[2];
-    struct ctl_err e = { "" };
+    struct ctl_err e = { .msg = "" };
     cJSON *r;
     char *big = malloc(CTL_REQUEST_MAX);
     cr_assert_not_null(big);
@@ -206,7 +206,10 @@ static void connect_cases(const char *state)
     char *sock;
     cr_assert(asprintf(&sock, "%s/control.sock", state) > 0);
     cr_assert_eq(ctl_connect(state), -ENOENT);
-    cr_assert(ctl_no_daemon(-ENOENT));
+    cr_assert(ctl_no_daemon(-ENOENT, NULL));
+    struct ctl_err answered = { .connected = true };
+    cr_assert(!ctl_no_daemon(-ENOENT, &answered),
+              "a daemon's ENOENT reply is not a missing daemon");
 
     /* Bind through a descriptor too, for the long path. */
     int dfd = open(state, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -224,8 +227,8 @@ static void connect_cases(const char *state)
     close(l);
     /* The socket file stays; nobody listens: a daemon that died. */
     cr_assert_eq(ctl_connect(state), -ECONNREFUSED);
-    cr_assert(ctl_no_daemon(-ECONNREFUSED));
-    cr_assert(!ctl_no_daemon(-EACCES));
+    cr_assert(ctl_no_daemon(-ECONNREFUSED, NULL));
+    cr_assert(!ctl_no_daemon(-EACCES, NULL));
     unlink(sock);
     close(dfd);
     free(sock);
