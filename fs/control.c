@@ -471,6 +471,9 @@ static void reap(struct daemon *d)
         const char *reason = s->end_reason;
         snprintf(agent, sizeof(agent), "%s", s->agent);
         sess_reap(s);
+        pthread_mutex_lock(&d->lock);
+        bool exits = d->auto_exit && !d->sessions;
+        pthread_mutex_unlock(&d->lock);
         for (int i = 0; i < CTL_CONNS_MAX; i++) {
             struct conn *c = &conns[i];
             if (c->fd < 0 || !c->waiting || c->wait_session != id)
@@ -480,6 +483,9 @@ static void reap(struct daemon *d)
             cJSON_AddStringToObject(r, "agent", agent);
             cJSON_AddStringToObject(r, "mountpoint", mnt ? mnt : "");
             cJSON_AddStringToObject(r, "reason", reason);
+            /* The last session of a daemon that a mount started: it exits
+             * now, and a caller may want to wait for that. */
+            cJSON_AddBoolToObject(r, "daemon_exits", exits);
             c->waiting = false;
             c->deadline = time(NULL) + CTL_TIMEOUT_S;
             reply(c, r);

@@ -137,33 +137,32 @@ out:
     return rc;
 }
 
-/* Owner, mode and times of st onto the work entry wname. */
-static int copy_meta(struct ovl_fs *fs, const char *wname, const struct stat *st)
+/* Owner, mode and times of st onto the entry wname of the work dir wfd. */
+static int copy_meta(int wfd, const char *wname, const struct stat *st)
 {
     char p[64 + NAME_MAX];
-    layer_fdpath(p, sizeof(p), fs->work_fd, wname);
-    if (fchownat(fs->work_fd, wname, st->st_uid, st->st_gid,
-                 AT_SYMLINK_NOFOLLOW) < 0)
+    layer_fdpath(p, sizeof(p), wfd, wname);
+    if (fchownat(wfd, wname, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     if (!S_ISLNK(st->st_mode) && chmod(p, st->st_mode & 07777) < 0)
         return -errno;
     struct timespec ts[2] = { st->st_atim, st->st_mtim };
-    if (utimensat(fs->work_fd, wname, ts, AT_SYMLINK_NOFOLLOW) < 0)
+    if (utimensat(wfd, wname, ts, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     return 0;
 }
 
-static int set_origin(struct ovl_fs *fs, const char *wname, ino_t ino)
+static int set_origin(int wfd, const char *wname, ino_t ino)
 {
     char p[64 + NAME_MAX];
     uint64_t v = (uint64_t)ino;
-    layer_fdpath(p, sizeof(p), fs->work_fd, wname);
+    layer_fdpath(p, sizeof(p), wfd, wname);
     return lsetxattr(p, OVL_XATTR_ORIGIN, &v, sizeof(v), 0) < 0 ? -errno : 0;
 }
 
-/* Builds the copy of lower rel (stat st) as wname in the work dir. */
+/* Builds the copy of lower rel (stat st) as wname in the work dir wfd. */
 static int build_copy(struct ovl_fs *fs, const char *rel, const struct stat *st,
-                      const char *wname, bool skip_data)
+                      int wfd, const char *wname, bool skip_data)
 {
     int in = -1, out = -1, rc = 0;
     char prel[PATH_MAX];
@@ -178,14 +177,13 @@ static int build_copy(struct ovl_fs *fs, const char *rel, const struct stat *st,
         if (in == -EPERM)
             in = layer_open(fs, OVL_LOWER, rel, O_RDONLY, 0);
         if (in < 0) { rc = in; goto out; }
-        out = openat(fs->work_fd, wname, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
-                     0600);
+        out = openat(wfd, wname, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
         if (out < 0) { rc = -errno; goto out; }
         if (!skip_data)
             rc = copy_data(fs, in, out, st->st_size);
         break;
     case S_IFDIR:
-        if (mkdirat(fs->work_fd, wname, 0700) < 0)
+        if (mkdirat(wfd, wname, 0700) < 0)
             rc = -errno;
         break;
     case S_IFLNK: {
@@ -193,13 +191,13 @@ static int build_copy(struct ovl_fs *fs, const char *rel, const struct stat *st,
         ssize_t n = readlinkat(ldfd, name, target, PATH_MAX);
         if (n < 0) { rc = -errno; break; }
         target[n] = '\0';
-        if (symlinkat(target, fs->work_fd, wname) < 0)
+        if (symlinkat(target, wfd, wname) < 0)
             rc = -errno;
         break;
     }
     case S_IFIFO:
     case S_IFSOCK:
-        if (mknodat(fs->work_fd, wname, (st->st_mode & S_IFMT) | 0600, 0) < 0)
+        if (mknodat(wfd, wname, (st->st_mode & S_IFMT) | 0600, 0) < 0)
             rc = -errno;
         break;
     default:
@@ -210,12 +208,12 @@ static int build_copy(struct ovl_fs *fs, const char *rel, const struct stat *st,
 
     char sp[64 + NAME_MAX], dp[64 + NAME_MAX];
     layer_fdpath(sp, sizeof(sp), ldfd, name);
-    layer_fdpath(dp, sizeof(dp), fs->work_fd, wname);
+    layer_fdpath(dp, sizeof(dp), wfd, wname);
     rc = copy_xattrs(sp, dp);
     if (rc == 0)
-        rc = copy_meta(fs, wname, st);
+        rc = copy_meta(wfd, wname, st);
     if (rc == 0 && !S_ISLNK(st->st_mode))
-        rc = set_origin(fs, wname, st->st_ino);
+        rc = set_origin(wfd, wname, st->st_ino);
 out:
     if (in >= 0)
         close(in);
@@ -225,24 +223,22 @@ out:
     return rc;
 }
 
-/* One missing parent in the upper: copy up the lower dir the view has. */
-static int parent_up(struct ovl_fs *fs, const char *dir, void *arg)
+/* One missing parent in layer *l: a dir of l's own class is copied up from
+ * the lower (it must be in the view); any other, and every temp-layer
+ * parent, is a plain directory that only holds the way down. */
+static int parent_make(struct ovl_fs *fs, const char *dir, void *arg)
 {
-    struct ovl_ent e;
-    (void)arg;
-    int rc = ovl_resolve_path(fs, dir, &e);
-    if (rc == 0 && !S_ISDIR(e.st.st_mode))
-        rc = -ENOTDIR;
-    return rc < 0 ? rc : ovl_copy_up(fs, dir, &e, false);
-}
-
-/* One parent in the temp layer: a plain directory, never shown itself. */
-static int parent_temp(struct ovl_fs *fs, const char *dir, void *arg)
-{
+    enum ovl_layer l = *(enum ovl_layer *)arg;
+    if (l != OVL_TEMP && ovl_upper_of(pclass_of(fs->cfg, dir)) == l) {
+        struct ovl_ent e;
+        int rc = ovl_resolve_path(fs, dir, &e);
+        if (rc == 0 && !S_ISDIR(e.st.st_mode))
+            rc = -ENOTDIR;
+        return rc < 0 ? rc : ovl_copy_up(fs, dir, &e, false);
+    }
     char pdir[PATH_MAX];
-    (void)arg;
     const char *name = ovl_split(dir, pdir, sizeof(pdir));
-    int pfd = layer_dir(fs, OVL_TEMP, pdir);
+    int pfd = layer_dir(fs, l, pdir);
     if (pfd < 0)
         return pfd;
     int rc = mkdirat(pfd, name, 0700) < 0 && errno != EEXIST ? -errno : 0;
@@ -259,22 +255,23 @@ int ovl_make_parents(struct ovl_fs *fs, enum ovl_layer l, const char *rel)
         close(dfd);
         return 0;           /* the common case: the parent is there */
     }
-    return ovl_each_prefix(fs, dir, l == OVL_UPPER ? parent_up : parent_temp, NULL);
+    return ovl_each_prefix(fs, dir, parent_make, &l);
 }
 
 int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
                 bool skip_data)
 {
     char wname[64], prel[PATH_MAX];
-    int rc, udfd = -1;
+    enum ovl_layer ul = ovl_upper_of(e->cls);
+    int rc, udfd = -1, wfd = layer_work_fd(fs, ul);
 
     if (e->layer != OVL_LOWER)
         return 0;
-    rc = ovl_make_parents(fs, OVL_UPPER, rel);
+    rc = ovl_make_parents(fs, ul, rel);
     if (rc < 0)
         return rc;
     layer_work_name(fs, wname, sizeof(wname));
-    rc = build_copy(fs, rel, &e->st, wname, skip_data);
+    rc = build_copy(fs, rel, &e->st, wfd, wname, skip_data);
     if (rc < 0)
         goto fail;
 
@@ -282,23 +279,23 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
         /* Other names of this lower file will link to the same copy. */
         char key[64];
         layer_index_name(key, sizeof(key), &e->st);
-        if (linkat(fs->work_fd, wname, fs->index_fd, key, 0) < 0 &&
+        if (linkat(wfd, wname, layer_index_fd(fs, ul), key, 0) < 0 &&
             errno != EEXIST) {
             rc = -errno;
             goto fail;
         }
     }
     const char *name = ovl_split(rel, prel, sizeof(prel));
-    udfd = layer_dir(fs, OVL_UPPER, prel);
+    udfd = layer_dir(fs, ul, prel);
     if (udfd < 0) { rc = udfd; goto fail; }
-    if (renameat2(fs->work_fd, wname, udfd, name, RENAME_NOREPLACE) < 0) {
+    if (renameat2(wfd, wname, udfd, name, RENAME_NOREPLACE) < 0) {
         rc = -errno;
         /* A concurrent reader made this parent dir first: same result. */
         if (rc == -EEXIST && S_ISDIR(e->st.st_mode)) {
-            layer_rm_tree(fs->work_fd, wname);
+            layer_rm_tree(wfd, wname);
             rc = fstatat(udfd, name, &e->st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
             if (rc == 0)
-                e->layer = OVL_UPPER;
+                e->layer = ul;
             goto out;
         }
         goto fail;
@@ -308,12 +305,12 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
         rc = -errno;
         goto out;
     }
-    e->layer = OVL_UPPER;
+    e->layer = ul;
     if (S_ISREG(lst.st_mode))
-        handle_copied_up(fs, &lst, rel);
+        handle_copied_up(fs, &lst, ul, rel);
     goto out;
 fail:
-    layer_rm_tree(fs->work_fd, wname);
+    layer_rm_tree(wfd, wname);
 out:
     if (udfd >= 0)
         close(udfd);
@@ -332,7 +329,7 @@ static int tree_cb(void *arg, const char *name, enum ovl_layer l,
     (void)ino;
     /* Only what still depends on the lower: lower entries, and upper dirs
      * that may merge lower content below them. */
-    if (l == OVL_TEMP || (l == OVL_UPPER && type != DT_DIR))
+    if (l == OVL_TEMP || (ovl_is_upper(l) && type != DT_DIR))
         return 0;
     char **v = realloc(t->v, (t->n + 1) * sizeof(*v));
     if (!v)
@@ -370,7 +367,7 @@ int ovl_copy_up_tree(struct ovl_fs *fs, const char *rel, struct ovl_ent *e)
 
     /* Everything is in the upper now: cut the tie to the lower. */
     const char *name = ovl_split(rel, prel, sizeof(prel));
-    int dfd = layer_dir(fs, OVL_UPPER, prel);
+    int dfd = layer_dir(fs, e->layer, prel);
     if (dfd < 0)
         return dfd;
     layer_fdpath(p, sizeof(p), dfd, name);

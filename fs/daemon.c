@@ -1,8 +1,6 @@
 /* daemon.c - the volume daemon: one process, one event loop and one worker
  * pool for every agent mount of a volume (see daemon_i.h, docs/control.md).
- *
- * lanefsd_run is the older one-process-per-mount entry, kept while the
- * command line moves to the volume daemon. */
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,11 +20,10 @@
 #include "fs/daemon_i.h"
 #include "fs/log.h"
 #include "fs/ops.h"
+#include "fs/recover.h"
 #include "fs/view.h"
 
 #define DEFAULT_WORKERS 8
-
-/* ---- the volume daemon ---- */
 
 static int read_next_session(struct daemon *d)
 {
@@ -59,10 +56,10 @@ static void write_daemon_pid(struct daemon *d)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/daemon.pid", d->vol.state_dir);
-    FILE *f = fopen(p, "we");
-    if (f) {
-        fprintf(f, "%d\n", (int)getpid());
-        fclose(f);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        dprintf(fd, "%d\n", (int)getpid());
+        close(fd);
     }
 }
 
@@ -205,6 +202,15 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
                     o->state_dir, strerror(-rc));
         goto out;
     }
+    /* What a daemon that died left behind goes first. */
+    unsigned n_recovered = 0;
+    rc = lanefsd_recover(d.vol.state_dir, &n_recovered);
+    if (n_recovered)
+        fprintf(stderr, "lanefs: recovered %u session(s) of a daemon that died\n",
+                n_recovered);
+    if (rc < 0)
+        fprintf(stderr, "lanefs: recovery of %s was incomplete: %s\n",
+                o->state_dir, strerror(-rc));
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/sessions", o->state_dir);
     if ((mkdir(p, 0700) < 0 && errno != EEXIST) ||
@@ -263,167 +269,5 @@ out_threads:
 out:
     close_fds(&d);
     volume_close(&d.vol);
-    return rc;
-}
-
-/* ---- one process per mount (older entry) ---- */
-
-static int write_pid(const struct lanefsd_opts *o)
-{
-    char p[PATH_MAX], tmp[PATH_MAX + 8];
-    snprintf(p, sizeof(p), "%s/agents/%s/daemon.pid", o->state_dir, o->agent);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", p);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -errno;
-    fprintf(f, "%d\n", (int)getpid());
-    if (fclose(f) != 0 || rename(tmp, p) < 0)
-        return -errno;
-    return 0;
-}
-
-static void remove_pid(const struct lanefsd_opts *o)
-{
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/agents/%s/daemon.pid", o->state_dir, o->agent);
-    unlink(p);
-}
-
-/* Appends s to the option string with ',' and '\' escaped for fuse_opt. */
-static void opt_escaped(char *buf, size_t len, const char *s)
-{
-    size_t u = strlen(buf);
-    for (; *s && u + 2 < len; s++) {
-        if (*s == ',' || *s == '\\')
-            buf[u++] = '\\';
-        buf[u++] = *s;
-    }
-    buf[u] = '\0';
-}
-
-/* Forks off the serving process once the mount is live; 1 in the parent. */
-static int detach_one(const struct lanefsd_opts *o)
-{
-    int p[2];
-    char c = 0;
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -errno;
-    pid_t pid = fork();
-    if (pid < 0) {
-        int rc = -errno;
-        close(p[0]);
-        close(p[1]);
-        return rc;
-    }
-    if (pid > 0) {
-        ssize_t n;
-        close(p[1]);
-        do n = read(p[0], &c, 1); while (n < 0 && errno == EINTR);
-        close(p[0]);
-        return (n == 1 && c == 'R') ? 1 : -EIO;
-    }
-    close(p[0]);
-    setsid();
-    if (chdir("/") < 0) { /* nothing below uses the cwd */ }
-    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-    char logp[PATH_MAX];
-    snprintf(logp, sizeof(logp), "%s/lanefs.log", o->state_dir);
-    int lfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (nul >= 0) {
-        dup2(nul, STDIN_FILENO);
-        dup2(nul, STDOUT_FILENO);
-        close(nul);
-    }
-    int rc = write_pid(o);
-    if (rc < 0)
-        fprintf(stderr, "lanefs: cannot write the pid file: %s\n", strerror(-rc));
-    else if (write(p[1], "R", 1) != 1)
-        rc = -EIO;
-    close(p[1]);
-    if (lfd >= 0) {
-        dup2(lfd, STDERR_FILENO);
-        close(lfd);
-    }
-    return rc;
-}
-
-int lanefsd_run(const struct lanefsd_opts *o)
-{
-    static struct volume vol;
-    static struct ovl_fs fs;
-    char opts[3 * PATH_MAX], err[512];
-    struct fuse_session *se = NULL;
-    bool pid_written = false, view = false;
-    int rc;
-
-    umask(0);
-    rc = volume_open(&vol, o->state_dir, err, sizeof(err));
-    if (rc == 0 && (rc = view_open(&fs, &vol, o->agent, err, sizeof(err))) == 0)
-        view = true;
-    if (rc < 0) {
-        fprintf(stderr, "lanefs: %s\n", err);
-        goto out;
-    }
-    snprintf(opts, sizeof(opts),
-             "allow_other,default_permissions,nosuid,nodev,subtype=lanefs,"
-             "fsname=lanefs@%s:", o->agent);
-    opt_escaped(opts, sizeof(opts), o->state_dir);
-    char *argv[] = { "lanefs", "-o", opts, o->debug ? "-d" : NULL, NULL };
-    struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
-    se = fuse_session_new(&args, &ovl_ops, sizeof(ovl_ops), &fs);
-    fuse_opt_free_args(&args);
-    if (!se) {
-        fprintf(stderr, "lanefs: cannot create the FUSE session\n");
-        rc = -EIO;
-        goto out;
-    }
-    fs.se = se;
-    if (fuse_set_signal_handlers(se) != 0) {
-        rc = -EIO;
-        goto out_destroy;
-    }
-    if (fuse_session_mount(se, o->mountpoint) != 0) {
-        fprintf(stderr, "lanefs: cannot mount at %s (is /dev/fuse there, and "
-                "are we root?)\n", o->mountpoint);
-        rc = -EIO;
-        goto out_signals;
-    }
-    if (!o->foreground && !o->debug) {
-        rc = detach_one(o);
-        if (rc == 1)
-            return 1;           /* parent: the daemon serves the mount */
-        if (rc < 0)
-            goto out_unmount;
-    } else if ((rc = write_pid(o)) < 0) {
-        fprintf(stderr, "lanefs: cannot write the pid file: %s\n", strerror(-rc));
-        goto out_unmount;
-    }
-    pid_written = true;
-    log_say("serving agent %s at %s", o->agent, o->mountpoint);
-    struct fuse_loop_config *lc = fuse_loop_cfg_create();
-    if (!lc) {
-        rc = -ENOMEM;
-        goto out_unmount;
-    }
-    fuse_loop_cfg_set_clone_fd(lc, 0);
-    fuse_loop_cfg_set_max_threads(lc, 16);
-    fuse_loop_cfg_set_idle_threads(lc, 4);
-    rc = fuse_session_loop_mt(se, lc);
-    fuse_loop_cfg_destroy(lc);
-    rc = rc > 0 ? 0 : rc;   /* a positive value is the signal that ended it */
-    log_say("session of agent %s ended", o->agent);
-out_unmount:
-    fuse_session_unmount(se);
-out_signals:
-    fuse_remove_signal_handlers(se);
-out_destroy:
-    fuse_session_destroy(se);
-out:
-    if (view)
-        view_close(&fs);
-    volume_close(&vol);
-    /* Last: whoever waits for this agent's daemon may now reuse its layers. */
-    if (pid_written)
-        remove_pid(o);
     return rc;
 }

@@ -1,13 +1,15 @@
-/* daemon.h - serving one agent's mount of a volume.
+/* daemon.h - the volume daemon: serves every agent mount of one volume.
  *
  * State directory layout (all on one filesystem, so renames between layers
- * and from the work dir are atomic):
+ * and from the work dirs are atomic; daemon files: docs/control.md):
  *   STATE/volume.conf
  *   STATE/agents/NAME/upper/     private upper (copy-up target)
  *   STATE/agents/NAME/temp/      temp layer, emptied at session start and end
  *   STATE/agents/NAME/work/      scratch for atomic copy-up
  *   STATE/agents/NAME/index/     copies of hard-linked lower files
  *   STATE/agents/NAME/daemon.pid pid of the daemon serving NAME's mount
+ *   STATE/shared/upper/          the layer of shared paths, common to all
+ *   STATE/shared/work/, index/   its scratch dir and hard-link index
  *   STATE/lanefs.log             daemon log
  *
  * The mount's fsname is "lanefs@NAME:STATE" (STATE absolute), so tools can
@@ -17,22 +19,6 @@
 #define LANEFS_DAEMON_H
 
 #include <stdbool.h>
-
-struct lanefsd_opts {
-    const char *state_dir;   /* absolute path of the volume's state dir */
-    const char *agent;       /* validated agent name */
-    const char *mountpoint;  /* absolute path of an existing directory */
-    bool foreground;         /* -f: stay in the foreground, log to stderr */
-    bool debug;              /* -d: libfuse debug output (implies foreground) */
-};
-
-/* Mounts the agent's view at o->mountpoint and serves it until it is
- * unmounted or the process gets SIGTERM/SIGINT; then removes the temp layer.
- * Unless o->foreground, the caller returns (exit 0) only once the mount is
- * live and the serving process runs on in the background. Errors before the
- * mount is live are printed to stderr with what was wrong. Returns 0 or
- * -errno. */
-int lanefsd_run(const struct lanefsd_opts *o);
 
 /* Options of the volume daemon (docs/control.md). */
 struct lanefsd_serve_opts {

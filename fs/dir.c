@@ -51,7 +51,7 @@ int dir_slot_prepare(struct ovl_fs *fs, struct ovl_node *parent,
     if (rc < 0)
         return rc;
     s->name = name;
-    s->layer = s->e.cls == PCLASS_TEMP ? OVL_TEMP : OVL_UPPER;
+    s->layer = ovl_upper_of(s->e.cls);
     rc = ovl_make_parents(fs, s->layer, s->rel);
     if (rc < 0)
         return rc;
@@ -70,8 +70,8 @@ int dir_slot_commit(struct ovl_fs *fs, struct dir_slot *s,
                     const struct fuse_ctx *ctx, dir_make_fn make, void *arg)
 {
     char wname[64];
-    bool via_work = s->layer == OVL_UPPER && s->e.upper_whiteout;
-    int dfd = via_work ? fs->work_fd : s->dfd;
+    bool via_work = ovl_is_upper(s->layer) && s->e.upper_whiteout;
+    int dfd = via_work ? layer_work_fd(fs, s->layer) : s->dfd;
     const char *name = s->name;
     int rc;
 
@@ -123,21 +123,24 @@ fail:
     return rc;
 }
 
-/* Replaces the upper entry name in udfd by a whiteout in one rename. */
-static int whiteout_over(struct ovl_fs *fs, int udfd, const char *name, bool dir)
+/* Replaces the entry name in udfd (a dir of upper layer l) by a whiteout in
+ * one rename. */
+static int whiteout_over(struct ovl_fs *fs, enum ovl_layer l, int udfd,
+                         const char *name, bool dir)
 {
     char wname[64];
+    int wfd = layer_work_fd(fs, l);
     layer_work_name(fs, wname, sizeof(wname));
-    int rc = layer_mkwhiteout(fs->work_fd, wname);
+    int rc = layer_mkwhiteout(wfd, wname);
     if (rc < 0)
         return rc;
-    if (renameat2(fs->work_fd, wname, udfd, name, dir ? RENAME_EXCHANGE : 0) < 0) {
+    if (renameat2(wfd, wname, udfd, name, dir ? RENAME_EXCHANGE : 0) < 0) {
         rc = -errno;
-        unlinkat(fs->work_fd, wname, 0);
+        unlinkat(wfd, wname, 0);
         return rc;
     }
     if (dir)
-        unlinkat(fs->work_fd, wname, AT_REMOVEDIR);
+        unlinkat(wfd, wname, AT_REMOVEDIR);
     return 0;
 }
 
@@ -164,17 +167,18 @@ static int remove_entry(struct ovl_fs *fs, const char *rel,
     char prel[PATH_MAX];
     const char *name = ovl_split(rel, prel, sizeof(prel));
     bool dir = S_ISDIR(e->st.st_mode);
+    enum ovl_layer ul = ovl_upper_of(e->cls);
     int rc = 0, dfd;
 
     if (e->layer == OVL_LOWER) {
-        rc = ovl_make_parents(fs, OVL_UPPER, rel);
+        rc = ovl_make_parents(fs, ul, rel);
         if (rc < 0)
             return rc;
     }
-    dfd = layer_dir(fs, e->layer == OVL_TEMP ? OVL_TEMP : OVL_UPPER, prel);
+    dfd = layer_dir(fs, ul, prel);
     if (dfd < 0)
         return dfd;
-    if (dir && e->layer == OVL_UPPER) {
+    if (dir && ovl_is_upper(e->layer)) {
         /* Merged-empty: what is left in the upper dir is whiteouts. */
         int sub = openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sub < 0) { rc = -errno; goto out; }
@@ -185,8 +189,8 @@ static int remove_entry(struct ovl_fs *fs, const char *rel,
     }
     if (e->layer == OVL_LOWER)
         rc = layer_mkwhiteout(dfd, name);
-    else if (e->in_lower && e->layer == OVL_UPPER)
-        rc = whiteout_over(fs, dfd, name, dir);
+    else if (e->in_lower && ovl_is_upper(e->layer))
+        rc = whiteout_over(fs, e->layer, dfd, name, dir);
     else if (unlinkat(dfd, name, dir ? AT_REMOVEDIR : 0) < 0)
         rc = -errno;
 out:
@@ -277,7 +281,7 @@ int dir_rename(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
         }
     }
 
-    enum ovl_layer dl = d.cls == PCLASS_TEMP ? OVL_TEMP : OVL_UPPER;
+    enum ovl_layer dl = ovl_upper_of(d.cls);
     rc = make_movable(fs, srel, &s);
     if (rc == 0 && exchange)
         rc = make_movable(fs, drel, &d);
@@ -297,7 +301,7 @@ int dir_rename(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
         if (renameat2(sdfd, oname, ddfd, nname, RENAME_EXCHANGE) < 0)
             rc = -errno;
     } else {
-        bool need_wh = s.in_lower && s.layer == OVL_UPPER;
+        bool need_wh = s.in_lower && ovl_is_upper(s.layer);
         if (d.layer == dl && S_ISDIR(d.st.st_mode)) {
             int sub = openat(ddfd, nname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0) {
@@ -305,7 +309,7 @@ int dir_rename(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
                 close(sub);
             }
         }
-        if (rc == 0 && d.upper_whiteout && dl == OVL_UPPER &&
+        if (rc == 0 && d.upper_whiteout && ovl_is_upper(dl) &&
             S_ISDIR(s.st.st_mode)) {
             /* A dir cannot replace the whiteout: swap them, so the
              * whiteout lands on the old name, where it may be needed. */
@@ -328,9 +332,9 @@ int dir_rename(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
     if (rc < 0)
         goto out;
     /* A moved directory must never merge a lower dir at its new place. */
-    if (S_ISDIR(s.st.st_mode) && dl == OVL_UPPER)
+    if (S_ISDIR(s.st.st_mode) && ovl_is_upper(dl))
         rc = set_opaque(ddfd, nname);
-    if (exchange && S_ISDIR(d.st.st_mode) && s.layer == OVL_UPPER && rc == 0)
+    if (exchange && S_ISDIR(d.st.st_mode) && ovl_is_upper(s.layer) && rc == 0)
         rc = set_opaque(sdfd, oname);
     node_move(fs, op, oname, np, nname, exchange);
     ovl_ns_changed(fs);

@@ -41,20 +41,36 @@ void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h)
     pthread_mutex_unlock(&fs->handle_lock);
 }
 
-void handle_copied_up(struct ovl_fs *fs, const struct stat *lst, const char *rel)
+/* Re-points the matching lower handles of one view. */
+static void view_copied_up(struct ovl_fs *fs, const struct stat *lst,
+                           enum ovl_layer l, const char *rel)
 {
     pthread_mutex_lock(&fs->handle_lock);
     for (struct ovl_handle *h = fs->handles; h; h = h->next) {
         if (h->layer != OVL_LOWER || h->dev != lst->st_dev || h->ino != lst->st_ino)
             continue;
-        int fd = layer_open(fs, OVL_UPPER, rel, O_RDONLY | O_NOFOLLOW, 0);
+        int fd = layer_open(fs, l, rel, O_RDONLY | O_NOFOLLOW, 0);
         if (fd < 0)
             continue;       /* the handle keeps reading the lower */
         if (dup3(fd, h->fd, O_CLOEXEC) >= 0)
-            h->layer = OVL_UPPER;
+            h->layer = l;
         close(fd);
     }
     pthread_mutex_unlock(&fs->handle_lock);
+}
+
+void handle_copied_up(struct ovl_fs *fs, const struct stat *lst, enum ovl_layer l,
+                      const char *rel)
+{
+    if (l != OVL_SHARED) {
+        view_copied_up(fs, lst, l, rel);
+        return;
+    }
+    /* A shared file is one file for every agent. */
+    pthread_mutex_lock(&fs->vol->views_lock);
+    for (struct ovl_fs *v = fs->vol->views; v; v = v->vnext)
+        view_copied_up(v, lst, l, rel);
+    pthread_mutex_unlock(&fs->vol->views_lock);
 }
 
 void handle_free(struct ovl_fs *fs, struct ovl_handle *h)

@@ -30,8 +30,40 @@ int layer_root_fd(const struct ovl_fs *fs, enum ovl_layer l)
     case OVL_LOWER: return fs->lower_fd;
     case OVL_UPPER: return fs->upper_fd;
     case OVL_TEMP:  return fs->temp_fd;
+    case OVL_SHARED: return fs->shared_fd;
     default:        return -1;
     }
+}
+
+int layer_work_fd(const struct ovl_fs *fs, enum ovl_layer l)
+{
+    return l == OVL_SHARED ? fs->shared_work_fd : fs->work_fd;
+}
+
+int layer_index_fd(const struct ovl_fs *fs, enum ovl_layer l)
+{
+    return l == OVL_SHARED ? fs->shared_index_fd : fs->index_fd;
+}
+
+void ovl_lock_read(struct ovl_fs *fs)
+{
+    pthread_rwlock_rdlock(&fs->ns_lock);
+    if (fs->cfg->n_shared_paths)
+        pthread_rwlock_rdlock(&fs->vol->shared_lock);
+}
+
+void ovl_lock_write(struct ovl_fs *fs)
+{
+    pthread_rwlock_wrlock(&fs->ns_lock);
+    if (fs->cfg->n_shared_paths)
+        pthread_rwlock_wrlock(&fs->vol->shared_lock);
+}
+
+void ovl_unlock(struct ovl_fs *fs)
+{
+    if (fs->cfg->n_shared_paths)
+        pthread_rwlock_unlock(&fs->vol->shared_lock);
+    pthread_rwlock_unlock(&fs->ns_lock);
 }
 
 int layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
@@ -133,8 +165,8 @@ void layer_index_name(char *buf, size_t len, const struct stat *st)
 uint64_t layer_ino(enum ovl_layer l, ino_t real)
 {
     /* The lower and the state dir may be different filesystems: tag the
-     * state layers (upper and temp share one filesystem, so a rename between
-     * them keeps the number) to keep the two number spaces apart. */
+     * state layers (upper, shared and temp share one filesystem, so a rename
+     * between them keeps the number) to keep the two number spaces apart. */
     uint64_t tag = (l == OVL_LOWER) ? 0 : 1;
     return (tag << INO_TAG_SHIFT) | ((uint64_t)real & INO_MASK);
 }

@@ -76,23 +76,24 @@ static bool layer_stat(struct ovl_fs *fs, enum ovl_layer l, const char *prel,
 /* A lower file with several links, one of which was copied up, must show
  * the copy under every name: link the indexed copy in under this name.
  * Idempotent, so it is safe for concurrent readers. 0 when it did. */
-static int index_link_in(struct ovl_fs *fs, const char *prel, const char *name,
-                         const struct stat *lst)
+static int index_link_in(struct ovl_fs *fs, enum ovl_layer ul, const char *prel,
+                         const char *name, const struct stat *lst)
 {
     char key[64], rel[PATH_MAX];
     struct stat ist;
+    int ifd = layer_index_fd(fs, ul);
     layer_index_name(key, sizeof(key), lst);
-    if (fstatat(fs->index_fd, key, &ist, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fstatat(ifd, key, &ist, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     int rc = ovl_join(rel, sizeof(rel), prel, name);
     if (rc == 0)
-        rc = ovl_make_parents(fs, OVL_UPPER, rel);
+        rc = ovl_make_parents(fs, ul, rel);
     if (rc < 0)
         return rc;
-    int dfd = layer_dir(fs, OVL_UPPER, prel);
+    int dfd = layer_dir(fs, ul, prel);
     if (dfd < 0)
         return dfd;
-    rc = linkat(fs->index_fd, key, dfd, name, 0) < 0 && errno != EEXIST ? -errno : 0;
+    rc = linkat(ifd, key, dfd, name, 0) < 0 && errno != EEXIST ? -errno : 0;
     close(dfd);
     return rc;
 }
@@ -115,8 +116,9 @@ static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
         return 0;
     }
 
+    enum ovl_layer ul = ovl_upper_of(e->cls);
     int udfd = -1;
-    bool in_upper = layer_stat(fs, OVL_UPPER, prel, name, &ust, &udfd);
+    bool in_upper = layer_stat(fs, ul, prel, name, &ust, &udfd);
     if (in_upper && layer_is_whiteout(&ust)) {
         e->upper_whiteout = true;
         in_upper = false;
@@ -127,15 +129,15 @@ static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
         lower_dir = e->in_lower && S_ISDIR(lst.st_mode);
         if (!in_upper && !e->upper_whiteout && e->in_lower &&
             S_ISREG(lst.st_mode) && lst.st_nlink > 1 &&
-            index_link_in(fs, prel, name, &lst) == 0) {
+            index_link_in(fs, ul, prel, name, &lst) == 0) {
             if (udfd < 0)
-                udfd = layer_dir(fs, OVL_UPPER, prel);
+                udfd = layer_dir(fs, ul, prel);
             in_upper = udfd >= 0 &&
                        fstatat(udfd, name, &ust, AT_SYMLINK_NOFOLLOW) == 0;
         }
     }
     if (in_upper) {
-        e->layer = OVL_UPPER;
+        e->layer = ul;
         e->st = ust;
         if (S_ISDIR(ust.st_mode) && lower_dir)
             e->lower_merge = !layer_is_opaque(udfd, name);
@@ -163,14 +165,14 @@ static int resolve_root(struct ovl_fs *fs, struct ovl_ent *e)
 
 void ovl_ns_changed(struct ovl_fs *fs)
 {
-    atomic_fetch_add((_Atomic uint64_t *)&fs->gen, 1);
+    atomic_fetch_add((_Atomic uint64_t *)fs->gen, 1);
 }
 
 bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n)
 {
     if (n == fs->root)
         return true;
-    uint64_t gen = atomic_load((_Atomic uint64_t *)&fs->gen) + 1;
+    uint64_t gen = atomic_load((_Atomic uint64_t *)fs->gen) + 1;
     uint64_t c = atomic_load((_Atomic uint64_t *)&n->merge_cache);
     if ((c >> 1) == gen)
         return c & 1;
@@ -244,10 +246,10 @@ int ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e)
 
 uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e)
 {
-    if (e->layer == OVL_UPPER && rel[0]) {
+    if (ovl_is_upper(e->layer) && rel[0]) {
         char prel[PATH_MAX];
         const char *name = ovl_split(rel, prel, sizeof(prel));
-        int dfd = layer_dir(fs, OVL_UPPER, prel);
+        int dfd = layer_dir(fs, e->layer, prel);
         if (dfd >= 0) {
             uint64_t o = layer_origin(dfd, name);
             close(dfd);
@@ -258,14 +260,16 @@ uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e
     return layer_ino(e->layer, e->st.st_ino);
 }
 
-void ovl_fix_nlink(struct ovl_fs *fs, uint64_t ino, struct stat *st)
+void ovl_fix_nlink(struct ovl_fs *fs, enum ovl_layer l, uint64_t ino,
+                   struct stat *st)
 {
-    if (!S_ISREG(st->st_mode) || st->st_nlink < 2 || ino != layer_ino(OVL_LOWER, ino))
+    if (!ovl_is_upper(l) || !S_ISREG(st->st_mode) || st->st_nlink < 2 ||
+        ino != layer_ino(OVL_LOWER, ino))
         return;
     char key[64];
     struct stat lst = { .st_dev = fs->lower_dev, .st_ino = (ino_t)ino }, ist;
     layer_index_name(key, sizeof(key), &lst);
-    if (fstatat(fs->index_fd, key, &ist, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (fstatat(layer_index_fd(fs, l), key, &ist, AT_SYMLINK_NOFOLLOW) == 0 &&
         ist.st_ino == st->st_ino && ist.st_dev == st->st_dev)
         st->st_nlink--;
 }

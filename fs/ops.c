@@ -24,21 +24,29 @@ struct ovl_dirh {
 };
 
 #define FS(req) ((struct ovl_fs *)fuse_req_userdata(req))
-#define RD(fs)  pthread_rwlock_rdlock(&(fs)->ns_lock)
-#define WR(fs)  pthread_rwlock_wrlock(&(fs)->ns_lock)
-#define UN(fs)  pthread_rwlock_unlock(&(fs)->ns_lock)
+#define RD(fs)  ovl_lock_read(fs)
+#define WR(fs)  ovl_lock_write(fs)
+#define UN(fs)  ovl_unlock(fs)
 
 static struct ovl_handle *HANDLE(struct fuse_file_info *fi)
 {
     return (struct ovl_handle *)(uintptr_t)fi->fh;
 }
 
-/* How long the kernel may cache attributes of st. A file with several hard
- * links is several kernel inodes here (one per name), so a change through
- * one name must not leave another name's link count stale. */
-static double attr_timeout(const struct ovl_fs *fs, const struct stat *st)
+/* How long the kernel may cache a name of class c. Shared paths change
+ * through every agent's mount, so no mount may cache them. */
+static double entry_timeout(const struct ovl_fs *fs, enum pclass c)
 {
-    return (S_ISREG(st->st_mode) && st->st_nlink > 1) ? 0.0 : fs->timeout;
+    return c == PCLASS_SHARED ? 0.0 : fs->timeout;
+}
+
+/* How long the kernel may cache attributes of st (class c). A file with
+ * several hard links is several kernel inodes here (one per name), so a
+ * change through one name must not leave another name's link count stale. */
+static double attr_timeout(const struct ovl_fs *fs, enum pclass c,
+                           const struct stat *st)
+{
+    return (S_ISREG(st->st_mode) && st->st_nlink > 1) ? 0.0 : entry_timeout(fs, c);
 }
 
 /* Fills a FUSE entry for the child (parent, name) found as *e at rel and
@@ -53,10 +61,10 @@ static int make_entry(struct ovl_fs *fs, struct ovl_node *parent,
     memset(out, 0, sizeof(*out));
     out->ino = node_id(fs, n);
     out->attr = e->st;
-    ovl_fix_nlink(fs, n->ino, &out->attr);
+    ovl_fix_nlink(fs, e->layer, n->ino, &out->attr);
     out->attr.st_ino = n->ino;
-    out->attr_timeout = attr_timeout(fs, &e->st);
-    out->entry_timeout = fs->timeout;
+    out->attr_timeout = attr_timeout(fs, e->cls, &e->st);
+    out->entry_timeout = entry_timeout(fs, e->cls);
     return 0;
 }
 
@@ -74,7 +82,7 @@ static void ovl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct ovl_fs *fs = FS(req);
     struct ovl_node *p = node_get(fs, parent);
     char prel[PATH_MAX], rel[PATH_MAX];
-    struct ovl_ent e;
+    struct ovl_ent e = { .cls = PCLASS_PRIVATE };
     struct fuse_entry_param ep;
     int rc;
 
@@ -96,7 +104,7 @@ static void ovl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (rc == -ENOENT) {
         /* Cache the miss: only this daemon changes this agent's view. */
         memset(&ep, 0, sizeof(ep));
-        ep.entry_timeout = fs->timeout;
+        ep.entry_timeout = entry_timeout(fs, e.cls);
         fuse_reply_entry(req, &ep);
     } else if (rc < 0) {
         fuse_reply_err(req, -rc);
@@ -121,21 +129,24 @@ static void ovl_forget_multi(fuse_req_t req, size_t count,
     fuse_reply_none(req);
 }
 
-/* Stat of node n, from its handle when the name is gone. */
+/* Stat of node n, from its handle when the name is gone; *cls gets its
+ * class. */
 static int node_stat(struct ovl_fs *fs, struct ovl_node *n,
-                     struct fuse_file_info *fi, struct stat *st)
+                     struct fuse_file_info *fi, struct stat *st, enum pclass *cls)
 {
     char rel[PATH_MAX];
-    struct ovl_ent e;
+    struct ovl_ent e = { .cls = PCLASS_PRIVATE };
     int rc = ovl_resolve_node(fs, n, rel, sizeof(rel), &e);
     if (rc == -ENOENT && fi && fi->fh) {
+        e.layer = HANDLE(fi)->layer;
         rc = fstat(HANDLE(fi)->fd, &e.st) < 0 ? -errno : 0;
     }
     if (rc < 0)
         return rc;
     *st = e.st;
-    ovl_fix_nlink(fs, n->ino, st);
+    ovl_fix_nlink(fs, e.layer, n->ino, st);
     st->st_ino = n->ino;
+    *cls = e.cls;
     return 0;
 }
 
@@ -143,13 +154,14 @@ static void ovl_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
     struct ovl_fs *fs = FS(req);
     struct stat st;
+    enum pclass cls;
     RD(fs);
-    int rc = node_stat(fs, node_get(fs, ino), fi, &st);
+    int rc = node_stat(fs, node_get(fs, ino), fi, &st, &cls);
     UN(fs);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, attr_timeout(fs, &st));
+        fuse_reply_attr(req, &st, attr_timeout(fs, cls, &st));
 }
 
 /* Applies the setattr fields to the entry at rel (resolved, writable), or
@@ -232,13 +244,14 @@ static void ovl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     } else if (rc == -ENOENT && h && h->layer != OVL_LOWER) {
         rc = apply_setattr(fs, NULL, NULL, h->fd, attr, to_set);
     }
+    enum pclass cls = PCLASS_PRIVATE;
     if (rc == 0)
-        rc = node_stat(fs, n, fi, &st);
+        rc = node_stat(fs, n, fi, &st, &cls);
     UN(fs);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, attr_timeout(fs, &st));
+        fuse_reply_attr(req, &st, attr_timeout(fs, cls, &st));
 }
 
 static void ovl_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -346,6 +359,7 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
     h->path = strdup(s.rel);
     handle_track(fs, h);
     fi->fh = (uintptr_t)h;
+    fi->direct_io = s.layer == OVL_SHARED;
     if (fuse_reply_create(req, &ep, fi) != 0)
         handle_free(fs, h);     /* the caller went away */
 }
@@ -445,7 +459,7 @@ static void ovl_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 /* ---- files ---- */
 
 static int open_node(struct ovl_fs *fs, struct ovl_node *n, int flags,
-                     struct ovl_handle *h)
+                     struct ovl_handle *h, enum pclass *cls)
 {
     char rel[PATH_MAX];
     struct ovl_ent e;
@@ -471,6 +485,7 @@ static int open_node(struct ovl_fs *fs, struct ovl_node *n, int flags,
     h->dev = e.st.st_dev;
     h->ino = e.st.st_ino;
     h->path = strdup(rel);      /* for status only: no path is no failure */
+    *cls = e.cls;
     handle_track(fs, h);
     return 0;
 }
@@ -489,7 +504,8 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     h->pid = fuse_req_ctx(req)->pid;
     /* A write-open may copy up, which changes the namespace. */
     if (writes) WR(fs); else RD(fs);
-    rc = open_node(fs, node_get(fs, ino), fi->flags, h);
+    enum pclass cls = PCLASS_PRIVATE;
+    rc = open_node(fs, node_get(fs, ino), fi->flags, h, &cls);
     UN(fs);
     if (rc < 0) {
         free(h);
@@ -497,8 +513,11 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     fi->fh = (uintptr_t)h;
-    /* Lower data never changes: keep its pages across opens. */
-    fi->keep_cache = h->layer == OVL_LOWER;
+    /* Each mount has its own page cache: a shared file is read and written
+     * past it, so every agent sees the bytes the others wrote. Lower data
+     * of other paths never changes: keep its pages across opens. */
+    fi->direct_io = cls == PCLASS_SHARED;
+    fi->keep_cache = h->layer == OVL_LOWER && cls != PCLASS_SHARED;
     if (fuse_reply_open(req, fi) != 0)
         handle_free(fs, h);     /* the caller went away */
 }
@@ -567,10 +586,19 @@ static void ovl_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 static void ovl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    struct ovl_fs *fs = FS(req);
     struct ovl_dirh *dh = calloc(1, sizeof(*dh));
-    (void)ino;
+    char rel[PATH_MAX];
     if (!dh) {
         fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    RD(fs);
+    int rc = node_path(node_get(fs, ino), rel, sizeof(rel));
+    UN(fs);
+    if (rc < 0) {
+        free(dh);
+        fuse_reply_err(req, -rc);
         return;
     }
     /* The listing is taken by the first readdir (offset 0): when the kernel
@@ -578,9 +606,10 @@ static void ovl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     pthread_mutex_init(&dh->d.lock, NULL);
     fi->fh = (uintptr_t)dh;
     /* The kernel may keep listings: it drops them itself when an entry of
-     * the directory changes through this mount, the only way it changes. */
-    fi->cache_readdir = 1;
-    fi->keep_cache = 1;
+     * the directory changes through this mount, the only way it changes
+     * (shared directories change through every mount: never kept). */
+    fi->cache_readdir = pclass_of(fs->cfg, rel) != PCLASS_SHARED;
+    fi->keep_cache = fi->cache_readdir;
     if (fuse_reply_open(req, fi) != 0) {
         pthread_mutex_destroy(&dh->d.lock);
         free(dh);
@@ -698,9 +727,10 @@ static void ovl_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
     struct ovl_fs *fs = FS(req);
     struct stat st;
+    enum pclass cls;
     (void)mask;     /* mode bits are checked by the kernel */
     RD(fs);
-    int rc = node_stat(fs, node_get(fs, ino), NULL, &st);
+    int rc = node_stat(fs, node_get(fs, ino), NULL, &st, &cls);
     UN(fs);
     fuse_reply_err(req, -rc);
 }

@@ -1,7 +1,8 @@
 /* ovl_i.h - internals of the overlay: layers, nodes, resolution, copy-up.
  *
  * An agent's view is the union, top to bottom, of its temp layer (temp-class
- * paths only), its private upper and the lower. Every layer is a directory
+ * paths only), its private upper (private paths) or the volume's shared
+ * upper (shared paths), and the lower. Every layer is a directory
  * tree opened once as a root fd; every access below a root goes through
  * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), so no symlink in any layer
  * is ever followed by the daemon and nothing outside the roots is reachable.
@@ -13,8 +14,10 @@
  *             entry holds the lower inode number, so st_ino survives copy-up
  *
  * Locking: fs->ns_lock (rwlock) serialises namespace changes (writers) against
- * resolution (readers); data I/O on open handles takes no lock. fs->node_lock
- * protects the node index and reference counts.
+ * resolution (readers); on a volume with shared paths the volume's
+ * shared_lock is taken after it, in the same mode, since the shared upper
+ * is changed by every view. Data I/O on open handles takes no lock.
+ * fs->node_lock protects the node index and reference counts.
  */
 #ifndef LANEFS_OVL_I_H
 #define LANEFS_OVL_I_H
@@ -29,12 +32,25 @@ struct fuse_session;
 
 #include "fs/config.h"
 #include "fs/pathclass.h"
+#include "fs/volume.h"
 
 #define OVL_XATTR_PREFIX  "user.lanefs."
 #define OVL_XATTR_OPAQUE  "user.lanefs.opaque"
 #define OVL_XATTR_ORIGIN  "user.lanefs.origin"
 
-enum ovl_layer { OVL_NONE = 0, OVL_LOWER, OVL_UPPER, OVL_TEMP };
+enum ovl_layer { OVL_NONE = 0, OVL_LOWER, OVL_UPPER, OVL_TEMP, OVL_SHARED };
+
+/* The layer that takes writes to paths of class c. */
+static inline enum ovl_layer ovl_upper_of(enum pclass c)
+{
+    return c == PCLASS_TEMP ? OVL_TEMP : c == PCLASS_SHARED ? OVL_SHARED : OVL_UPPER;
+}
+
+/* Layers that hold whiteouts, opaque marks and copied-up entries. */
+static inline bool ovl_is_upper(enum ovl_layer l)
+{
+    return l == OVL_UPPER || l == OVL_SHARED;
+}
 
 struct ovl_node {
     struct ovl_node *parent;  /* ns_lock (write to change); NULL for root */
@@ -47,8 +63,10 @@ struct ovl_node {
 };
 
 struct ovl_fs {
-    const struct vol_config *cfg;   /* the volume's; outlives the view */
+    struct volume *vol;       /* outlives the view */
+    const struct vol_config *cfg;   /* &vol->cfg */
     int lower_fd;             /* the volume's lower root (not owned) */
+    int shared_fd, shared_work_fd, shared_index_fd;  /* the volume's */
     int upper_fd;             /* agents/NAME/upper */
     int temp_fd;              /* agents/NAME/temp */
     int work_fd;              /* agents/NAME/work */
@@ -59,13 +77,15 @@ struct ovl_fs {
     pthread_mutex_t node_lock;
     void *node_index;         /* node_lock: tsearch tree keyed (parent,name) */
     struct ovl_node *root;
-    uint64_t gen;             /* atomic: bumped by every namespace change */
+    uint64_t *gen;            /* &vol->gen: bumped by every namespace change
+                                 of any view (shared paths are common) */
     uint64_t work_seq;        /* atomic: unique names in the work dir */
     double timeout;           /* entry/attr cache timeout, seconds */
     unsigned copyup_pause_ms; /* fault hook: pause mid copy-up (tests) */
     struct fuse_session *se;  /* for cache invalidations */
     pthread_mutex_t handle_lock;
     struct ovl_handle *handles;       /* handle_lock: every open file */
+    struct ovl_fs *vnext;     /* vol->views_lock: the volume's views */
     uint64_t bytes_read;      /* atomic: bytes requested by reads */
     uint64_t bytes_written;   /* atomic */
 };
@@ -96,6 +116,9 @@ int  layer_root_fd(const struct ovl_fs *fs, enum ovl_layer l);
 /* openat2 below the root of layer l with no symlink followed; -errno. */
 int  layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
                 int flags, mode_t mode);
+/* Scratch dir and hard-link index on the same filesystem as layer l. */
+int  layer_work_fd(const struct ovl_fs *fs, enum ovl_layer l);
+int  layer_index_fd(const struct ovl_fs *fs, enum ovl_layer l);
 /* O_PATH|O_DIRECTORY fd of the directory rel in layer l; -errno. */
 int  layer_dir(const struct ovl_fs *fs, enum ovl_layer l, const char *rel);
 bool layer_is_whiteout(const struct stat *st);
@@ -162,18 +185,21 @@ int  ovl_resolve_node(struct ovl_fs *fs, struct ovl_node *n, char *rel,
 int  ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
 /* Whether the lower shows through dir node n (cached per namespace gen). */
 bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n);
-/* Marks every cached resolution stale; caller holds ns_lock for writing. */
+/* Marks every cached resolution of every view stale; caller holds ns_lock
+ * for writing. */
 void ovl_ns_changed(struct ovl_fs *fs);
-/* Takes the index's own link out of the link count of st (reported inode
- * number ino) when st is an indexed copy of a hard-linked lower file. */
-void ovl_fix_nlink(struct ovl_fs *fs, uint64_t ino, struct stat *st);
+/* Takes the index's own link out of the link count of st (an entry of
+ * layer l, reported inode number ino) when st is an indexed copy of a
+ * hard-linked lower file. */
+void ovl_fix_nlink(struct ovl_fs *fs, enum ovl_layer l, uint64_t ino,
+                   struct stat *st);
 /* Reported st_ino of a resolved entry at rel. */
 uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e);
 
 /* ---- copy_up.c ---- */
-/* Makes rel (resolved as *e) live in the upper: copies a lower file, symlink,
- * fifo or dir (dirs: metadata only) atomically via the work dir, creating
- * upper parents as needed. skip_data: the caller truncates to 0 anyway.
+/* Makes rel (resolved as *e) live in the upper of its class (private or
+ * shared): copies a lower file, symlink, fifo or dir (dirs: metadata only)
+ * atomically via the work dir, creating upper parents as needed. skip_data: the caller truncates to 0 anyway.
  * Updates *e. Caller holds ns_lock for writing. 0 or -errno. */
 int  ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
                  bool skip_data);
@@ -181,7 +207,9 @@ int  ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
  * directory of the copy opaque, so the tree no longer depends on the lower
  * (used before renaming a directory that has lower content). */
 int  ovl_copy_up_tree(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
-/* Creates the parents of rel in layer l (upper: copies up lower dirs). */
+/* Creates the parents of rel in layer l: parents of l's own class are
+ * copied up from the lower; others are plain directories that only hold the
+ * way down (never shown: listings filter names by class). */
 int  ovl_make_parents(struct ovl_fs *fs, enum ovl_layer l, const char *rel);
 
 /* ---- handle.c ---- */
@@ -190,9 +218,11 @@ void handle_track(struct ovl_fs *fs, struct ovl_handle *h);
 void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h);
 /* Untracks, closes and frees h. */
 void handle_free(struct ovl_fs *fs, struct ovl_handle *h);
-/* The lower file lst was copied up to rel: points every open read-only
- * handle of it at the copy, so a reader sees the writes that follow. */
-void handle_copied_up(struct ovl_fs *fs, const struct stat *lst, const char *rel);
+/* The lower file lst was copied up to rel in layer l: points every open
+ * read-only handle of it at the copy (in every view, for the shared
+ * layer), so a reader sees the writes that follow. */
+void handle_copied_up(struct ovl_fs *fs, const struct stat *lst, enum ovl_layer l,
+                      const char *rel);
 
 /* ---- readdir.c ---- */
 struct ovl_dirent {
@@ -219,5 +249,11 @@ typedef int (*ovl_list_cb)(void *arg, const char *name, enum ovl_layer l,
                            unsigned char dtype, uint64_t ino);
 int  ovl_list(struct ovl_fs *fs, const char *rel, bool merges,
               ovl_list_cb cb, void *arg);
+
+/* Namespace locks of a view (and the shared one after it, when the volume
+ * has shared paths). */
+void ovl_lock_read(struct ovl_fs *fs);
+void ovl_lock_write(struct ovl_fs *fs);
+void ovl_unlock(struct ovl_fs *fs);
 
 #endif

@@ -20,7 +20,8 @@ struct raw_ent {
     char *name;
     uint64_t ino;
     unsigned char type;
-    unsigned char prio;       /* 0 temp, 1 upper, 2 lower: lower wins ties */
+    unsigned char prio;       /* 0 temp, 1 upper or shared, 2 lower */
+    enum ovl_layer layer;
     bool whiteout;
 };
 
@@ -30,7 +31,7 @@ struct raw_list {
 };
 
 static int raw_push(struct raw_list *l, const char *name, uint64_t ino,
-                    unsigned char type, unsigned char prio, bool wh)
+                    unsigned char type, enum ovl_layer layer, bool wh)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 32;
@@ -43,7 +44,8 @@ static int raw_push(struct raw_list *l, const char *name, uint64_t ino,
     char *s = strdup(name);
     if (!s)
         return -ENOMEM;
-    l->v[l->n++] = (struct raw_ent){ s, ino, type, prio, wh };
+    unsigned char prio = layer == OVL_TEMP ? 0 : layer == OVL_LOWER ? 2 : 1;
+    l->v[l->n++] = (struct raw_ent){ s, ino, type, prio, layer, wh };
     return 0;
 }
 
@@ -66,10 +68,17 @@ static unsigned char mode_dtype(mode_t m)
     return (unsigned char)((m & S_IFMT) >> 12);
 }
 
-/* Reads directory rel of layer l into the raw list. want_temp selects which
- * names are kept: only temp-class ones (true) or only the others (false). */
+/* Whether a name of class c can come from layer l: each class is written
+ * to one layer (what else that layer holds only leads the way down); the
+ * lower shows everything but temp names. */
+static bool layer_serves(enum ovl_layer l, enum pclass c)
+{
+    return l == OVL_LOWER ? c != PCLASS_TEMP : ovl_upper_of(c) == l;
+}
+
+/* Reads directory rel of layer l into the raw list. */
 static int read_layer(struct ovl_fs *fs, enum ovl_layer l, const char *rel,
-                      bool want_temp, unsigned char prio, struct raw_list *out)
+                      struct raw_list *out)
 {
     int flags = O_RDONLY | O_DIRECTORY | (l == OVL_LOWER ? O_NOATIME : 0);
     int fd = layer_open(fs, l, rel, flags, 0);
@@ -93,24 +102,24 @@ static int read_layer(struct ovl_fs *fs, enum ovl_layer l, const char *rel,
             continue;
         if (ovl_join(path, sizeof(path), rel, name) < 0)
             continue;
-        if ((pclass_of(fs->cfg, path) == PCLASS_TEMP) != want_temp)
+        if (!layer_serves(l, pclass_of(fs->cfg, path)))
             continue;
         unsigned char type = de->d_type;
         bool wh = false;
         uint64_t ino = layer_ino(l, de->d_ino);
-        if (type == DT_UNKNOWN || (l == OVL_UPPER && type == DT_CHR)) {
+        if (type == DT_UNKNOWN || (ovl_is_upper(l) && type == DT_CHR)) {
             struct stat st;
             if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 continue;
             type = mode_dtype(st.st_mode);
-            wh = l == OVL_UPPER && layer_is_whiteout(&st);
+            wh = ovl_is_upper(l) && layer_is_whiteout(&st);
         }
-        if (l == OVL_UPPER && !wh) {
+        if (ovl_is_upper(l) && !wh) {
             uint64_t o = layer_origin(fd, name);
             if (o)
                 ino = o;
         }
-        rc = raw_push(out, name, ino, type, prio, wh);
+        rc = raw_push(out, name, ino, type, l, wh);
         if (rc < 0)
             break;
     }
@@ -125,11 +134,13 @@ int ovl_list(struct ovl_fs *fs, const char *rel, bool merges,
     bool temp_dir = pclass_of(fs->cfg, rel) == PCLASS_TEMP;
     int rc;
 
-    rc = read_layer(fs, OVL_TEMP, rel, true, 0, &l);
+    rc = read_layer(fs, OVL_TEMP, rel, &l);
     if (rc == 0 && !temp_dir)
-        rc = read_layer(fs, OVL_UPPER, rel, false, 1, &l);
+        rc = read_layer(fs, OVL_UPPER, rel, &l);
+    if (rc == 0 && !temp_dir && fs->cfg->n_shared_paths)
+        rc = read_layer(fs, OVL_SHARED, rel, &l);
     if (rc == 0 && !temp_dir && merges)
-        rc = read_layer(fs, OVL_LOWER, rel, false, 2, &l);
+        rc = read_layer(fs, OVL_LOWER, rel, &l);
     if (rc < 0)
         goto out;
 
@@ -140,9 +151,7 @@ int ovl_list(struct ovl_fs *fs, const char *rel, bool merges,
             continue;           /* a higher layer already had this name */
         if (l.v[i].whiteout)
             continue;
-        enum ovl_layer layer = l.v[i].prio == 0 ? OVL_TEMP
-                             : l.v[i].prio == 1 ? OVL_UPPER : OVL_LOWER;
-        rc = cb(arg, l.v[i].name, layer, l.v[i].type, l.v[i].ino);
+        rc = cb(arg, l.v[i].name, l.v[i].layer, l.v[i].type, l.v[i].ino);
         if (rc != 0)
             break;
     }

@@ -101,6 +101,42 @@ static int make_temp_roots(struct ovl_fs *fs)
     return 0;
 }
 
+/* Shared paths always exist in the view: a shared path the lower lacks is
+ * made in the shared layer (mode 0777, so any agent's user may write
+ * there), with its parents made in the agent's view. */
+static int make_shared_roots(struct ovl_fs *fs)
+{
+    for (size_t i = 0; i < fs->cfg->n_shared_paths; i++) {
+        const char *rel = fs->cfg->shared_paths[i];
+        char prel[PATH_MAX];
+        struct ovl_ent e;
+        const char *name = ovl_split(rel, prel, sizeof(prel));
+        int rc = ovl_each_prefix(fs, prel, ensure_view_dir, NULL);
+        if (rc == 0)
+            rc = ovl_resolve_path(fs, rel, &e);
+        if (rc == 0 || rc != -ENOENT) {
+            if (rc < 0)
+                log_say("shared path %s is unreachable (%s); skipped", rel,
+                        strerror(-rc));
+            continue;
+        }
+        if (e.upper_whiteout)
+            continue;       /* an agent removed it: that is shared too */
+        rc = ovl_make_parents(fs, OVL_SHARED, rel);
+        if (rc < 0)
+            return rc;
+        int dfd = layer_dir(fs, OVL_SHARED, prel);
+        if (dfd < 0)
+            return dfd;
+        if (mkdirat(dfd, name, 0777) < 0 && errno != EEXIST)
+            rc = -errno;
+        close(dfd);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* A new upper root takes the lower root's owner, mode and times, as a
  * copy-up would, and is marked with its origin so this happens once. */
 static int adopt_lower_root(struct ovl_fs *fs)
@@ -123,7 +159,7 @@ static int adopt_lower_root(struct ovl_fs *fs)
     return 0;
 }
 
-int view_open(struct ovl_fs *fs, const struct volume *v, const char *agent,
+int view_open(struct ovl_fs *fs, struct volume *v, const char *agent,
               char *err, size_t errlen)
 {
     int rc;
@@ -133,9 +169,14 @@ int view_open(struct ovl_fs *fs, const struct volume *v, const char *agent,
     pthread_rwlock_init(&fs->ns_lock, NULL);
     pthread_mutex_init(&fs->node_lock, NULL);
     pthread_mutex_init(&fs->handle_lock, NULL);
+    fs->vol = v;
     fs->cfg = &v->cfg;
+    fs->gen = &v->gen;
     fs->lower_fd = v->lower_fd;
     fs->lower_dev = v->lower_dev;
+    fs->shared_fd = v->shared_fd;
+    fs->shared_work_fd = v->shared_work_fd;
+    fs->shared_index_fd = v->shared_index_fd;
     /* Only the daemon changes this agent's view, and every change goes
      * through the agent's own kernel mount, which updates its caches: so
      * entries and attributes may be cached long. */
@@ -165,11 +206,25 @@ int view_open(struct ovl_fs *fs, const struct volume *v, const char *agent,
                  strerror(-rc));
         goto fail;
     }
+    if (v->cfg.n_shared_paths) {
+        ovl_lock_write(fs);
+        rc = make_shared_roots(fs);
+        ovl_unlock(fs);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot make the shared paths of %s: %s",
+                     v->state_dir, strerror(-rc));
+            goto fail;
+        }
+    }
     rc = node_init(fs, layer_ino(OVL_LOWER, v->lower_ino));
     if (rc < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    pthread_mutex_lock(&v->views_lock);
+    fs->vnext = v->views;
+    v->views = fs;
+    pthread_mutex_unlock(&v->views_lock);
     return 0;
 fail:
     view_close(fs);
@@ -178,6 +233,15 @@ fail:
 
 void view_close(struct ovl_fs *fs)
 {
+    if (fs->vol) {
+        pthread_mutex_lock(&fs->vol->views_lock);
+        for (struct ovl_fs **pp = &fs->vol->views; *pp; pp = &(*pp)->vnext)
+            if (*pp == fs) {
+                *pp = fs->vnext;
+                break;
+            }
+        pthread_mutex_unlock(&fs->vol->views_lock);
+    }
     /* The temp layer lives for one session only. */
     if (fs->temp_fd >= 0)
         layer_empty_dir(fs->temp_fd);

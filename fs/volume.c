@@ -6,6 +6,7 @@
  * otherwise it is opened plainly and every open uses O_NOATIME. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,13 +39,29 @@ static int open_lower(const char *lower)
     return fd < 0 ? -errno : fd;
 }
 
+/* Opens (creating it if needed) the directory STATE/shared/leaf. */
+static int open_shared_dir(const char *state, const char *leaf)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/shared", state);
+    if (mkdir(p, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    snprintf(p, sizeof(p), "%s/shared/%s", state, leaf);
+    if (mkdir(p, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    int fd = open(p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
 int volume_open(struct volume *v, const char *state_dir, char *err, size_t errlen)
 {
     struct stat st;
     int rc;
 
     memset(v, 0, sizeof(*v));
-    v->lower_fd = -1;
+    v->lower_fd = v->shared_fd = v->shared_work_fd = v->shared_index_fd = -1;
+    pthread_rwlock_init(&v->shared_lock, NULL);
+    pthread_mutex_init(&v->views_lock, NULL);
     rc = vol_config_load(state_dir, &v->cfg, err, errlen);
     if (rc < 0)
         return rc;
@@ -62,6 +79,13 @@ int volume_open(struct volume *v, const char *state_dir, char *err, size_t errle
     }
     v->lower_dev = st.st_dev;
     v->lower_ino = st.st_ino;
+    if ((rc = v->shared_fd = open_shared_dir(state_dir, "upper")) < 0 ||
+        (rc = v->shared_work_fd = open_shared_dir(state_dir, "work")) < 0 ||
+        (rc = v->shared_index_fd = open_shared_dir(state_dir, "index")) < 0) {
+        snprintf(err, errlen, "cannot open the shared layer in %s/shared: %s",
+                 state_dir, strerror(-rc));
+        goto fail;
+    }
     return 0;
 fail:
     volume_close(v);
@@ -70,9 +94,15 @@ fail:
 
 void volume_close(struct volume *v)
 {
-    if (v->lower_fd >= 0)
-        close(v->lower_fd);
-    v->lower_fd = -1;
+    int *fds[] = { &v->lower_fd, &v->shared_fd, &v->shared_work_fd,
+                   &v->shared_index_fd };
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    pthread_rwlock_destroy(&v->shared_lock);
+    pthread_mutex_destroy(&v->views_lock);
     vol_config_free(&v->cfg);
     free(v->state_dir);
     v->state_dir = NULL;

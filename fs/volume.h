@@ -3,10 +3,14 @@
 #ifndef LANEFS_VOLUME_H
 #define LANEFS_VOLUME_H
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "fs/config.h"
+
+struct ovl_fs;
 
 struct volume {
     char *state_dir;          /* absolute */
@@ -14,9 +18,16 @@ struct volume {
     int lower_fd;             /* read-only detached mount when possible */
     dev_t lower_dev;
     ino_t lower_ino;
+    int shared_fd;            /* STATE/shared/upper: the layer of shared paths */
+    int shared_work_fd;       /* STATE/shared/work */
+    int shared_index_fd;      /* STATE/shared/index */
+    pthread_rwlock_t shared_lock;   /* namespace of the shared upper */
+    uint64_t gen;             /* atomic: namespace generation, all views */
+    pthread_mutex_t views_lock;
+    struct ovl_fs *views;     /* views_lock: every open view */
 };
 
-/* Loads STATE's configuration and opens its lower. On error err holds a
+/* Loads STATE's configuration, opens its lower and its shared layer. On error err holds a
  * one-line message and *v holds nothing to free. 0 or -errno. */
 int  volume_open(struct volume *v, const char *state_dir, char *err, size_t errlen);
 void volume_close(struct volume *v);

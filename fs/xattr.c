@@ -63,7 +63,7 @@ static void xattr_change(fuse_req_t req, fuse_ino_t ino, const char *name,
         fuse_reply_err(req, ENOTSUP);
         return;
     }
-    pthread_rwlock_wrlock(&fs->ns_lock);
+    ovl_lock_write(fs);
     rc = xattr_path(fs, ino, true, p, sizeof(p), &dfd);
     if (rc == 0) {
         int r = remove ? lremovexattr(p, name)
@@ -72,7 +72,7 @@ static void xattr_change(fuse_req_t req, fuse_ino_t ino, const char *name,
     }
     if (dfd >= 0)
         close(dfd);
-    pthread_rwlock_unlock(&fs->ns_lock);
+    ovl_unlock(fs);
     fuse_reply_err(req, -rc);
 }
 
@@ -102,7 +102,7 @@ void ovl_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    pthread_rwlock_rdlock(&fs->ns_lock);
+    ovl_lock_read(fs);
     rc = xattr_path(fs, ino, false, p, sizeof(p), &dfd);
     if (rc == 0) {
         n = lgetxattr(p, name, buf, size);
@@ -110,7 +110,7 @@ void ovl_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     }
     if (dfd >= 0)
         close(dfd);
-    pthread_rwlock_unlock(&fs->ns_lock);
+    ovl_unlock(fs);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else if (size == 0)
@@ -128,7 +128,7 @@ void ovl_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     ssize_t n = 0;
     size_t used = 0;
 
-    pthread_rwlock_rdlock(&fs->ns_lock);
+    ovl_lock_read(fs);
     rc = xattr_path(fs, ino, false, p, sizeof(p), &dfd);
     if (rc == 0 && (n = llistxattr(p, NULL, 0)) < 0)
         rc = -errno;
@@ -142,7 +142,7 @@ void ovl_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     }
     if (dfd >= 0)
         close(dfd);
-    pthread_rwlock_unlock(&fs->ns_lock);
+    ovl_unlock(fs);
 
     for (ssize_t i = 0; rc == 0 && i < n; i += (ssize_t)strlen(all + i) + 1) {
         size_t l = strlen(all + i) + 1;
