@@ -235,11 +235,37 @@ static void kill_daemons_under(const char *root)
     closedir(top);
 }
 
+/* Kills (SIGKILL) the volume daemons named by STATE/daemon.pid of every
+ * state dir directly below root. */
+static void kill_volume_daemons_under(const char *root)
+{
+    DIR *top = opendir(root);
+    if (!top)
+        return;
+    struct dirent *t;
+    while ((t = readdir(top)) != NULL) {
+        if (t->d_name[0] == '.')
+            continue;
+        char pidf[PATH_MAX], buf[32] = "";
+        snprintf(pidf, sizeof pidf, "%s/%s/daemon.pid", root, t->d_name);
+        int fd = open(pidf, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        pid_t pid = n > 0 ? (pid_t)atoi(buf) : 0;
+        if (pid > 1 && pid != getpid() && is_lanefs_pid(pid))
+            kill(pid, SIGKILL);
+    }
+    closedir(top);
+}
+
 /* What teardown and reaper both do once graceful unmounting is over. */
 static void cleanup_root(const char *root)
 {
     detach_all_under(root);
     kill_daemons_under(root);
+    kill_volume_daemons_under(root);
     /* A killed daemon can leave its mount half-dead; detach again. */
     detach_all_under(root);
     h_rm_rf(root);

@@ -32,7 +32,7 @@
 #define H_CMD_TIMEOUT_MS   60000
 #define H_MOUNT_WAIT_MS    30000
 
-#define H_MAX_MOUNTS 8
+#define H_MAX_MOUNTS 24
 
 struct h_mount {
     char agent[80];
@@ -133,6 +133,26 @@ char *h_ls(const char *path);
 void h_set_times(const char *path, time_t atime, time_t mtime);
 /* Removes a tree without crossing mount points; ignores errors. */
 void h_rm_rf(const char *path);
+
+/* ---- the volume daemon (harness_daemon.c) ---------------------------- */
+
+/* Pid in STATE/daemon.pid, or 0 when there is none. */
+pid_t h_daemon_pid(void);
+/* The Threads: line of /proc/PID/status, or -1. */
+int h_threads(pid_t pid);
+/* Waits up to ms for pid to exit (a zombie counts as gone). */
+bool h_wait_pid_gone(pid_t pid, int ms);
+/* A connection to STATE/control.sock (asserts). */
+int h_ctl_connect(void);
+/* Sends len bytes on fd; false when the peer is gone. */
+bool h_ctl_send(int fd, const void *buf, size_t len);
+/* One reply line (without '\n') read from fd within ms, as an arena
+ * string; NULL on EOF, error or timeout (errno ETIMEDOUT). */
+char *h_ctl_read_line(int fd, int ms);
+/* Connects, sends line + '\n', returns the reply line (asserts). */
+char *h_ctl(const char *line);
+/* Waits up to ms until file holds needle. */
+bool h_wait_file_has(const char *path, const char *needle, int ms);
 
 /* ---- snapshots -------------------------------------------------------- */
 
