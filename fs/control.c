@@ -312,6 +312,12 @@ static void op_status(struct daemon *d, struct conn *c)
         cJSON *q = cJSON_AddObjectToObject(o, "quota");
         cJSON_AddNumberToObject(q, "bytes_limit", (double)s->quota_bytes);
         cJSON_AddNumberToObject(q, "inodes_limit", (double)s->quota_inodes);
+        if (quota_on(&s->fs)) {     /* counted only under a limit */
+            cJSON_AddNumberToObject(q, "bytes_used", (double)
+                __atomic_load_n(&s->fs.quota.bytes_used, __ATOMIC_RELAXED));
+            cJSON_AddNumberToObject(q, "inodes_used", (double)
+                __atomic_load_n(&s->fs.quota.inodes_used, __ATOMIC_RELAXED));
+        }
         cJSON_AddItemToArray(a, o);
     }
     pthread_mutex_unlock(&d->lock);

@@ -270,6 +270,13 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
     rc = ovl_make_parents(fs, ul, rel);
     if (rc < 0)
         return rc;
+    /* The copy is the agent's: count it before making it. */
+    int64_t qbytes = (S_ISREG(e->st.st_mode) && !skip_data) ? e->st.st_size : 0;
+    int64_t qinodes = ovl_is_private(ul) ? 1 : 0;
+    if (!ovl_is_private(ul))
+        qbytes = 0;
+    if ((rc = quota_charge(fs, qbytes, qinodes)) < 0)
+        return rc;
     layer_work_name(fs, wname, sizeof(wname));
     rc = build_copy(fs, rel, &e->st, wfd, wname, skip_data);
     if (rc < 0)
@@ -292,6 +299,7 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
         rc = -errno;
         /* A concurrent reader made this parent dir first: same result. */
         if (rc == -EEXIST && S_ISDIR(e->st.st_mode)) {
+            quota_charge(fs, -qbytes, -qinodes);
             layer_rm_tree(wfd, wname);
             rc = fstatat(udfd, name, &e->st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
             if (rc == 0)
@@ -310,6 +318,7 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
         handle_copied_up(fs, &lst, ul, rel);
     goto out;
 fail:
+    quota_charge(fs, -qbytes, -qinodes);
     layer_rm_tree(wfd, wname);
 out:
     if (udfd >= 0)

@@ -79,9 +79,14 @@ int dir_slot_commit(struct ovl_fs *fs, struct dir_slot *s,
         layer_work_name(fs, wname, sizeof(wname));
         name = wname;
     }
-    rc = make(dfd, name, arg);
-    if (rc < 0)
+    int64_t qinodes = ovl_is_private(s->layer) ? 1 : 0;
+    if ((rc = quota_charge(fs, 0, qinodes)) < 0)
         return rc;
+    rc = make(dfd, name, arg);
+    if (rc < 0) {
+        quota_charge(fs, 0, -qinodes);
+        return rc;
+    }
 
     /* The daemon creates as root: hand the entry to the caller. A set-gid
      * parent passes its group on, as on any POSIX filesystem. */
@@ -119,8 +124,19 @@ int dir_slot_commit(struct ovl_fs *fs, struct dir_slot *s,
     ovl_ns_changed(fs);
     return 0;
 fail:
+    quota_charge(fs, 0, -qinodes);
     layer_rm_tree(dfd, name);
     return rc;
+}
+
+/* What removing the name *e frees of its layer's quota: the name, and the
+ * data with the last link. */
+static void quota_release(struct ovl_fs *fs, const struct ovl_ent *e)
+{
+    if (!ovl_is_private(e->layer))
+        return;
+    int64_t bytes = (S_ISREG(e->st.st_mode) && e->st.st_nlink <= 1) ? e->st.st_size : 0;
+    quota_charge(fs, -bytes, -1);
 }
 
 /* Replaces the entry name in udfd (a dir of upper layer l) by a whiteout in
@@ -228,6 +244,7 @@ int dir_unlink(struct ovl_fs *fs, struct ovl_node *parent, const char *name,
     rc = remove_entry(fs, rel, &e);
     if (rc < 0)
         return rc;
+    quota_release(fs, &e);
     node_unhash(fs, parent, name);
     ovl_ns_changed(fs);
     return 0;
@@ -282,13 +299,19 @@ int dir_rename(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
     }
 
     enum ovl_layer dl = ovl_upper_of(d.cls);
+    /* Moving a file from the shared class into this agent's counts. */
+    bool q_in = !exchange && !S_ISDIR(s.st.st_mode) && ovl_is_private(dl) &&
+                !ovl_is_private(ovl_upper_of(s.cls));
+    int64_t q_bytes = S_ISREG(s.st.st_mode) ? s.st.st_size : 0;
+    if (q_in && (rc = quota_charge(fs, q_bytes, 1)) < 0)
+        return rc;
     rc = make_movable(fs, srel, &s);
     if (rc == 0 && exchange)
         rc = make_movable(fs, drel, &d);
     if (rc == 0)
         rc = ovl_make_parents(fs, dl, drel);
     if (rc < 0)
-        return rc;
+        goto out;
     ovl_split(srel, sprel, sizeof(sprel));
     sdfd = layer_dir(fs, s.layer, sprel);
     ddfd = layer_dir(fs, dl, dprel);
@@ -336,9 +359,17 @@ int dir_rename(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
         rc = set_opaque(ddfd, nname);
     if (exchange && S_ISDIR(d.st.st_mode) && ovl_is_upper(s.layer) && rc == 0)
         rc = set_opaque(sdfd, oname);
+    if (!exchange && d.layer != OVL_NONE)
+        quota_release(fs, &d);          /* the replaced name is gone */
+    if (!exchange && !S_ISDIR(s.st.st_mode) && ovl_is_private(s.layer) &&
+        !ovl_is_private(dl))
+        quota_release(fs, &s);          /* moved out to the shared class */
+    q_in = false;
     node_move(fs, op, oname, np, nname, exchange);
     ovl_ns_changed(fs);
 out:
+    if (q_in)
+        quota_charge(fs, -q_bytes, -1);
     if (sdfd >= 0)
         close(sdfd);
     if (ddfd >= 0)

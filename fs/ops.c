@@ -239,8 +239,16 @@ static void ovl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         rc = ovl_copy_up(fs, rel, &e, trunc0);
         /* A handle opened before a copy-up still points at the lower. */
         int fd = (h && h->layer != OVL_LOWER) ? h->fd : -1;
+        int64_t grow = 0;
+        if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && S_ISREG(e.st.st_mode) &&
+            ovl_is_private(e.layer)) {
+            grow = attr->st_size - e.st.st_size;
+            rc = quota_charge(fs, grow, 0);
+        }
         if (rc == 0)
             rc = apply_setattr(fs, rel, &e, fd, attr, to_set);
+        if (rc < 0 && grow)
+            quota_charge(fs, -grow, 0);
     } else if (rc == -ENOENT && h && h->layer != OVL_LOWER) {
         rc = apply_setattr(fs, NULL, NULL, h->fd, attr, to_set);
     }
@@ -538,17 +546,43 @@ static void ovl_write_buf(fuse_req_t req, fuse_ino_t ino,
                           struct fuse_bufvec *in, off_t off,
                           struct fuse_file_info *fi)
 {
-    struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+    struct ovl_fs *fs = FS(req);
+    struct ovl_handle *h = HANDLE(fi);
+    size_t len = fuse_buf_size(in);
+    struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
+    int64_t grow = 0;
+    struct stat st;
     (void)ino;
+
+    if (quota_on(fs) && ovl_is_private(h->layer)) {
+        /* What the write adds past the end counts against the quota. */
+        if (fstat(h->fd, &st) < 0) {
+            fuse_reply_err(req, errno);
+            return;
+        }
+        if (off + (off_t)len > st.st_size)
+            grow = off + (off_t)len - st.st_size;
+        int rc = quota_charge(fs, grow, 0);
+        if (rc < 0) {
+            fuse_reply_err(req, -rc);
+            return;
+        }
+    }
     out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-    out.buf[0].fd = HANDLE(fi)->fd;
+    out.buf[0].fd = h->fd;
     out.buf[0].pos = off;
     ssize_t n = fuse_buf_copy(&out, in, 0);
+    if (grow) {
+        /* Refund what a short or failed write did not add. */
+        off_t end = n > 0 ? off + n : off;
+        int64_t grew = end > st.st_size ? end - st.st_size : 0;
+        quota_charge(fs, grew - grow, 0);
+    }
     if (n < 0) {
         fuse_reply_err(req, (int)-n);
         return;
     }
-    __atomic_add_fetch(&FS(req)->bytes_written, (uint64_t)n, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&fs->bytes_written, (uint64_t)n, __ATOMIC_RELAXED);
     fuse_reply_write(req, (size_t)n);
 }
 
@@ -717,10 +751,30 @@ static void ovl_statfs(fuse_req_t req, fuse_ino_t ino)
     struct ovl_fs *fs = FS(req);
     struct statvfs sv;
     (void)ino;
-    if (fstatvfs(fs->upper_fd, &sv) < 0)
+    if (fstatvfs(fs->upper_fd, &sv) < 0) {
         fuse_reply_err(req, errno);
-    else
-        fuse_reply_statfs(req, &sv);
+        return;
+    }
+    /* An agent with a quota sees its own limit and use, not the disk's. */
+    const struct quota *q = &fs->quota;
+    int64_t bused = __atomic_load_n(&q->bytes_used, __ATOMIC_RELAXED);
+    int64_t iused = __atomic_load_n(&q->inodes_used, __ATOMIC_RELAXED);
+    if (q->bytes_limit && sv.f_frsize) {
+        fsblkcnt_t total = q->bytes_limit / sv.f_frsize;
+        fsblkcnt_t used = bused > 0 ? (fsblkcnt_t)bused / sv.f_frsize : 0;
+        fsblkcnt_t left = used < total ? total - used : 0;
+        sv.f_blocks = total;
+        sv.f_bfree = left < sv.f_bfree ? left : sv.f_bfree;
+        sv.f_bavail = left < sv.f_bavail ? left : sv.f_bavail;
+    }
+    if (q->inodes_limit) {
+        fsfilcnt_t used = iused > 0 ? (fsfilcnt_t)iused : 0;
+        fsfilcnt_t left = used < q->inodes_limit ? q->inodes_limit - used : 0;
+        sv.f_files = q->inodes_limit;
+        sv.f_ffree = left < sv.f_ffree ? left : sv.f_ffree;
+        sv.f_favail = left < sv.f_favail ? left : sv.f_favail;
+    }
+    fuse_reply_statfs(req, &sv);
 }
 
 static void ovl_access(fuse_req_t req, fuse_ino_t ino, int mask)

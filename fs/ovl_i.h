@@ -32,6 +32,7 @@ struct fuse_session;
 
 #include "fs/config.h"
 #include "fs/pathclass.h"
+#include "fs/quota.h"
 #include "fs/volume.h"
 
 #define OVL_XATTR_PREFIX  "user.lanefs."
@@ -44,6 +45,12 @@ enum ovl_layer { OVL_NONE = 0, OVL_LOWER, OVL_UPPER, OVL_TEMP, OVL_SHARED };
 static inline enum ovl_layer ovl_upper_of(enum pclass c)
 {
     return c == PCLASS_TEMP ? OVL_TEMP : c == PCLASS_SHARED ? OVL_SHARED : OVL_UPPER;
+}
+
+/* Layers an agent's quota counts. */
+static inline bool ovl_is_private(enum ovl_layer l)
+{
+    return l == OVL_UPPER || l == OVL_TEMP;
 }
 
 /* Layers that hold whiteouts, opaque marks and copied-up entries. */
@@ -88,6 +95,7 @@ struct ovl_fs {
     struct ovl_fs *vnext;     /* vol->views_lock: the volume's views */
     uint64_t bytes_read;      /* atomic: bytes requested by reads */
     uint64_t bytes_written;   /* atomic */
+    struct quota quota;       /* private upper + temp of this agent */
 };
 
 /* An open file of the view. */

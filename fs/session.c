@@ -136,6 +136,12 @@ int sess_start(struct daemon *d, const struct sess_opts *o, struct session **out
     rc = view_open(&s->fs, &d->vol, s->agent, err, errlen);
     if (rc < 0)
         goto fail_free;
+    rc = quota_init(&s->fs, o->quota_bytes, o->quota_inodes);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot measure the usage of %s: %s", s->agent,
+                 strerror(-rc));
+        goto fail_view;
+    }
     s->se = new_fuse_session(d, s);
     if (!s->se) {
         snprintf(err, errlen, "cannot create a FUSE session");
