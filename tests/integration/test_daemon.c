@@ -61,7 +61,7 @@ TEST_D(one_process_serves_all_mounts_with_bounded_threads)
     cr_assert(threads_1 > 0);
 
     for (int i = 1; i < 20; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "agent%02d", i);
         h_mount(name);
         cr_assert_eq(h_daemon_pid(), pid, "mount %d started another daemon", i + 1);
@@ -84,7 +84,7 @@ TEST_D(one_process_serves_all_mounts_with_bounded_threads)
     cJSON_Delete(st);
 
     for (int i = 1; i < 20; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "agent%02d", i);
         h_umount(name);
     }
