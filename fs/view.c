@@ -242,6 +242,10 @@ void view_close(struct ovl_fs *fs)
             }
         pthread_mutex_unlock(&fs->vol->views_lock);
     }
+    /* Files still open when the connection went (lazy unmount, abort) get
+     * no release: close them here, or their descriptors would stay. */
+    while (fs->handles)
+        handle_free(fs, fs->handles);
     /* The temp layer lives for one session only. */
     if (fs->temp_fd >= 0)
         layer_empty_dir(fs->temp_fd);
