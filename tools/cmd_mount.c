@@ -120,45 +120,52 @@ static void mount_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+static long long mount_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Adds the mount to the volume's daemon, starting the daemon with it as
- * its first mount when none runs. */
+ * its first mount when none runs. Waits (up to MOUNT_DAEMON_WAIT_MS) while
+ * a daemon is starting (it holds the lock, its socket is not there yet) or
+ * stopping (it closes connections without a reply, or still holds the
+ * lock after its socket is gone), then tries again. */
 static int mount_via_daemon(const struct lanefsd_serve_opts *o)
 {
     struct ctl_err e = { .msg = "" };
-    int rc = mount_request(o, &e);
+    long long deadline = mount_now_ms() + MOUNT_DAEMON_WAIT_MS;
+    int rc;
 
-    if (ctl_no_daemon(rc, &e)) {
-        pid_t me = getpid();
-        rc = lanefsd_serve(o);
-        if (getpid() != me)     /* the daemon, once it stopped serving */
-            return rc < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
-        if (rc >= 0)
+    for (;;) {
+        rc = mount_request(o, &e);
+        if (rc == 0)
             return CLI_EXIT_OK;
-        if (rc != -EBUSY) {
-            cli_err("mounting agent %s at %s failed: %s", o->agent,
-                    o->mountpoint, strerror(-rc));
-            return CLI_EXIT_FAIL;
+        if (ctl_no_daemon(rc, &e)) {
+            pid_t me = getpid();
+            rc = lanefsd_serve(o);
+            if (getpid() != me)     /* the daemon, once it stopped serving */
+                return rc < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+            if (rc >= 0)
+                return CLI_EXIT_OK;
+            if (rc != -EBUSY) {
+                cli_err("mounting agent %s at %s failed: %s", o->agent,
+                        o->mountpoint, strerror(-rc));
+                return CLI_EXIT_FAIL;
+            }
+            snprintf(e.msg, sizeof(e.msg), "a daemon holds %s/daemon.lock "
+                     "but did not answer on its control socket within %d s",
+                     o->state_dir, MOUNT_DAEMON_WAIT_MS / 1000);
+        } else if (rc != -ECONNRESET && rc != -EPIPE) {
+            break;
         }
-        /* Another command is starting the daemon right now: wait for its
-         * socket. */
-        for (int waited = 0; ; waited += MOUNT_RETRY_MS) {
-            rc = mount_request(o, &e);
-            if (!ctl_no_daemon(rc, &e) || waited >= MOUNT_DAEMON_WAIT_MS)
-                break;
-            mount_sleep_ms(MOUNT_RETRY_MS);
-        }
+        if (mount_now_ms() >= deadline)
+            break;
+        mount_sleep_ms(MOUNT_RETRY_MS);
     }
-    if (rc == 0)
-        return CLI_EXIT_OK;
-    if (rc == -EEXIST || rc == -EBUSY) {
+    if (rc == -EEXIST || rc == -EBUSY)
         cli_err("%s", e.msg);   /* the daemon names the mount point */
-        return CLI_EXIT_FAIL;
-    }
-    if (ctl_no_daemon(rc, &e))
-        cli_err("mounting agent %s at %s failed: a daemon holds %s/"
-                "daemon.lock but did not answer on its control socket "
-                "within %d s", o->agent, o->mountpoint, o->state_dir,
-                MOUNT_DAEMON_WAIT_MS / 1000);
     else
         cli_err("mounting agent %s at %s failed: %s", o->agent,
                 o->mountpoint, e.msg);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define TEST_D(name) Test(daemon, name, .init = h_setup, .fini = h_teardown, \
@@ -488,4 +489,60 @@ TEST_D(agent_diff_and_reset)
     cr_assert_eq(r.code, 1, "%s", r.err);
     h_lanefs(&r, NULL, "agent", "reset", H.state, "Bad", (char *)NULL);
     cr_assert_eq(r.code, 2, "%s", r.err);
+}
+
+/* A mount right after the daemon a mount started has exited with its last
+ * session, or while it is exiting, must still succeed. */
+TEST_D(remount_while_the_daemon_exits)
+{
+    h_init(NULL);
+    for (int i = 0; i < 10; i++) {
+        const char *a = h_mount("a");
+        assert_works(a, "mount after the daemon exited");
+        h_umount("a");
+    }
+}
+
+/* Mounts started at the same moment with no daemon running end up in one
+ * daemon. */
+TEST_D(concurrent_first_mounts_share_one_daemon)
+{
+    enum { N = 4 };
+    h_init(NULL);
+    pid_t kids[N];
+    for (int i = 0; i < N; i++) {
+        const char *mnt = h_mnt(h_str("c%d", i));
+        h_mkdir_p(mnt, 0755);
+        char *agent = h_str("c%d", i);
+        kids[i] = fork();
+        cr_assert(kids[i] >= 0);
+        if (kids[i] == 0) {
+            int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+            dup2(nul, 0);
+            dup2(nul, 1);
+            close_range(3, ~0U, 0);
+            execl(H.lanefs, H.lanefs, "mount", H.state, "--agent", agent, mnt,
+                  (char *)NULL);
+            _exit(127);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        int status;
+        cr_assert_eq(waitpid(kids[i], &status, 0), kids[i]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "concurrent mount %d: status 0x%x", i, status);
+    }
+    pid_t pid = h_daemon_pid();
+    cr_assert(pid > 1);
+    struct h_res r;
+    cr_assert_eq(h_lanefs(&r, NULL, "status", H.state, "--json", (char *)NULL), 0);
+    cJSON *st = json_of(r.out, "status --json");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "agents")), N, "%s", r.out);
+    cJSON_Delete(st);
+    for (int i = 0; i < N; i++) {
+        const char *mnt = h_mnt(h_str("c%d", i));
+        cr_assert(h_wait_mount(mnt, true, 1000), "%s is not mounted", mnt);
+        assert_works(mnt, "a concurrently started mount");
+        cr_assert_eq(h_lanefs(&r, NULL, "umount", mnt, (char *)NULL), 0, "%s", r.err);
+    }
 }
