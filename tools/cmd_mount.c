@@ -130,8 +130,8 @@ static long long mount_now_ms(void)
 /* Adds the mount to the volume's daemon, starting the daemon with it as
  * its first mount when none runs. Waits (up to MOUNT_DAEMON_WAIT_MS) while
  * a daemon is starting (it holds the lock, its socket is not there yet) or
- * stopping (it closes connections without a reply, or still holds the
- * lock after its socket is gone), then tries again. */
+ * stopping (it answers ESHUTDOWN or closes connections without a reply, or
+ * still holds the lock after its socket is gone), then tries again. */
 static int mount_via_daemon(const struct lanefsd_serve_opts *o)
 {
     struct ctl_err e = { .msg = "" };
@@ -157,7 +157,7 @@ static int mount_via_daemon(const struct lanefsd_serve_opts *o)
             snprintf(e.msg, sizeof(e.msg), "a daemon holds %s/daemon.lock "
                      "but did not answer on its control socket within %d s",
                      o->state_dir, MOUNT_DAEMON_WAIT_MS / 1000);
-        } else if (rc != -ECONNRESET && rc != -EPIPE) {
+        } else if (rc != -ECONNRESET && rc != -EPIPE && rc != -ESHUTDOWN) {
             break;
         }
         if (mount_now_ms() >= deadline)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <time.h>
 
 #include "fs/mountinfo.h"
 #include "tools/cli.h"
@@ -14,6 +15,10 @@
 
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_LAZY = 256, OPT_HELP };
+
+#define UMOUNT_POLL_MS 50
+/* How long umount waits for a daemon that said it exits. */
+#define UMOUNT_EXIT_WAIT_S 5
 
 static void umount_usage(FILE *out)
 {
@@ -42,6 +47,23 @@ static int umount_orphan(const char *mp, const char *state, const char *why)
     return CLI_EXIT_FAIL;
 }
 
+static void umount_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Waits up to seconds for the daemon pid to go away. True when it did. */
+static bool umount_wait_exit(pid_t pid, int seconds)
+{
+    for (long waited = 0; cli_pid_lanefs_alive(pid); waited += UMOUNT_POLL_MS) {
+        if (waited >= seconds * 1000L)
+            return false;
+        umount_sleep_ms(UMOUNT_POLL_MS);
+    }
+    return true;
+}
+
 static int umount_request(const char *mp, const char *agent,
                           const char *state, bool lazy)
 {
@@ -49,6 +71,12 @@ static int umount_request(const char *mp, const char *agent,
     cJSON *req = ctl_request_new("umount"), *reply = NULL;
     int ret = CLI_EXIT_FAIL, rc;
     char why[PATH_MAX + 128];
+    pid_t pid = 0;
+
+    /* The daemon's pid, in case this is its last session and it exits. */
+    snprintf(why, sizeof(why), "%s/daemon.pid", state);
+    if (cli_pid_read(why, &pid) < 0)
+        pid = 0;
 
     if (!req || !cJSON_AddStringToObject(req, "mountpoint", mp) ||
         !cJSON_AddBoolToObject(req, "lazy", lazy)) {
@@ -90,6 +118,13 @@ static int umount_request(const char *mp, const char *agent,
         printf("%s is detached; the daemon ends session %llu (agent %s) when "
                "the last open file is closed\n", mp,
                (unsigned long long)ctl_num(reply, "session", 0), agent);
+    /* A daemon that a mount started exits with its last session: wait a
+     * little for that, so a mount that follows starts a fresh daemon rather
+     * than reaching this one on its way out. Not waiting longer is no
+     * failure: the session has ended, and another mount may have reached
+     * the daemon in time to keep it. */
+    if (ctl_bool(reply, "daemon_exits", false) && pid > 0)
+        umount_wait_exit(pid, UMOUNT_EXIT_WAIT_S);
     ret = CLI_EXIT_OK;
 out:
     cJSON_Delete(req);
