@@ -76,6 +76,11 @@ bench: deps
 	$(MAKE) all
 	LANEFS=$(abspath $(LANEFS)) tests/bench/bench.sh
 
+# Many agents on one daemon against one fuse-overlayfs per agent.
+bench-scale: deps
+	$(MAKE) all
+	LANEFS=$(abspath $(LANEFS)) tests/bench/scale.sh
+
 # AddressSanitizer + UBSan build of everything, then the whole test suite.
 asan: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
