@@ -277,7 +277,9 @@ static cJSON *handles_json(struct session *s)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "pid", h->pid);
         cJSON_AddStringToObject(o, "comm", comm);
-        cJSON_AddStringToObject(o, "path", h->path ? h->path : "");
+        char path[PATH_MAX + 2];
+        snprintf(path, sizeof(path), "/%s", h->path ? h->path : "");
+        cJSON_AddStringToObject(o, "path", path);
         cJSON_AddItemToArray(a, o);
     }
     pthread_mutex_unlock(&s->fs.handle_lock);
@@ -478,7 +480,7 @@ static void reap(struct daemon *d)
         snprintf(agent, sizeof(agent), "%s", s->agent);
         sess_reap(s);
         pthread_mutex_lock(&d->lock);
-        bool exits = d->auto_exit && !d->sessions;
+        bool exits = d->auto_exit && !d->sessions && !d->mounting;
         pthread_mutex_unlock(&d->lock);
         for (int i = 0; i < CTL_CONNS_MAX; i++) {
             struct conn *c = &conns[i];

@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -71,6 +72,19 @@ static void remove_runtime_files(struct daemon *d)
         snprintf(p, sizeof(p), "%s/%s", d->vol.state_dir, names[i]);
         unlink(p);
     }
+}
+
+/* Each mount holds a /dev/fuse fd and each open file one more: take all
+ * the descriptors the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_say("open-file limit: %llu", (unsigned long long)rl.rlim_cur);
 }
 
 /* Event fds and the signals the loop handles (blocked in every thread). */
@@ -229,11 +243,13 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
         }
     }
     write_daemon_pid(&d);
-    if ((rc = setup_events(&d)) < 0 || (rc = loop_start_workers(&d)) < 0 ||
-        (threads = true, rc = ctl_start(&d)) < 0) {
+    raise_fd_limit();
+    if ((rc = setup_events(&d)) < 0 || (threads = true, rc = loop_start_workers(&d)) < 0) {
         snprintf(err, sizeof(err), "cannot start the daemon: %s", strerror(-rc));
         goto out_threads;
     }
+    /* The first mount goes before the control socket serves anyone: a
+     * mount asked for meanwhile waits in the socket's backlog. */
     if (o->agent) {
         struct sess_opts so = {
             .agent = o->agent, .mountpoint = o->mountpoint, .ephemeral = o->ephemeral,
@@ -248,6 +264,14 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
             goto out_threads;
         }
     }
+    if ((rc = ctl_start(&d)) < 0) {
+        snprintf(err, sizeof(err), "cannot start the control thread: %s", strerror(-rc));
+        pthread_mutex_lock(&d.lock);
+        d.stopping = true;
+        pthread_mutex_unlock(&d.lock);
+        goto out_threads;
+    }
+    d.ctl_started = true;
     log_say("serving volume %s with %u workers", d.vol.state_dir, d.nworkers);
     detach_done(&ready_fd, NULL);
     rc = loop_run(&d);
@@ -262,7 +286,8 @@ out_threads:
         pthread_mutex_lock(&d.lock);
         d.stopping = true;
         pthread_mutex_unlock(&d.lock);
-        ctl_join(&d);
+        if (d.ctl_started)
+            ctl_join(&d);
         loop_join_workers(&d);
     }
     remove_runtime_files(&d);

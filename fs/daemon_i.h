@@ -63,6 +63,7 @@ struct daemon {
     int reap_fd;               /* eventfd: wakes the control thread */
     int ctl_fd;                /* listening control socket */
     bool auto_exit;            /* exit when the last session has ended */
+    bool ctl_started;
     time_t started;
     unsigned nworkers;
     pthread_t *workers;
@@ -75,6 +76,7 @@ struct daemon {
     struct dmn_req *pool;              /* lock: free request buffers */
     unsigned pool_n;                   /* lock */
     uint64_t next_session;             /* lock */
+    unsigned mounting;                 /* lock: mounts under way */
     bool stopping;                     /* lock */
 };
 

@@ -5,6 +5,7 @@
  * write to it must read the new data, as on any filesystem. After a copy-up
  * the tracked handles of that lower file get a descriptor of the copy
  * installed over their old one (dup3 is atomic for concurrent readers). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -79,4 +80,19 @@ void handle_free(struct ovl_fs *fs, struct ovl_handle *h)
     close(h->fd);
     free(h->path);
     free(h);
+}
+
+int handle_dup_of_node(struct ovl_fs *fs, struct ovl_node *n, enum ovl_layer *layer)
+{
+    int fd = -ENOENT;
+    pthread_mutex_lock(&fs->handle_lock);
+    for (struct ovl_handle *h = fs->handles; h; h = h->next)
+        if (h->node == n) {
+            fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+            fd = fd < 0 ? -errno : fd;
+            *layer = h->layer;
+            break;
+        }
+    pthread_mutex_unlock(&fs->handle_lock);
+    return fd;
 }

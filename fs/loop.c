@@ -281,7 +281,7 @@ int loop_run(struct daemon *d)
     struct epoll_event evs[64];
     for (;;) {
         pthread_mutex_lock(&d->lock);
-        if (d->auto_exit && !d->sessions && !d->stopping) {
+        if (d->auto_exit && !d->sessions && !d->mounting && !d->stopping) {
             log_say("no session left: stopping");
             d->stopping = true;
         }

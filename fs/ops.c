@@ -42,11 +42,11 @@ static double entry_timeout(const struct ovl_fs *fs, enum pclass c)
 
 /* How long the kernel may cache attributes of st (class c). A file with
  * several hard links is several kernel inodes here (one per name), so a
- * change through one name must not leave another name's link count stale. */
+ * change through one name must not leave another name's attributes stale. */
 static double attr_timeout(const struct ovl_fs *fs, enum pclass c,
                            const struct stat *st)
 {
-    return (S_ISREG(st->st_mode) && st->st_nlink > 1) ? 0.0 : entry_timeout(fs, c);
+    return (!S_ISDIR(st->st_mode) && st->st_nlink > 1) ? 0.0 : entry_timeout(fs, c);
 }
 
 /* Fills a FUSE entry for the child (parent, name) found as *e at rel and
@@ -137,9 +137,16 @@ static int node_stat(struct ovl_fs *fs, struct ovl_node *n,
     char rel[PATH_MAX];
     struct ovl_ent e = { .cls = PCLASS_PRIVATE };
     int rc = ovl_resolve_node(fs, n, rel, sizeof(rel), &e);
-    if (rc == -ENOENT && fi && fi->fh) {
-        e.layer = HANDLE(fi)->layer;
-        rc = fstat(HANDLE(fi)->fd, &e.st) < 0 ? -errno : 0;
+    if (rc == -ENOENT) {
+        /* Unlinked but open: the kernel does not always pass the handle. */
+        int fd = (fi && fi->fh) ? fcntl(HANDLE(fi)->fd, F_DUPFD_CLOEXEC, 0)
+                                : handle_dup_of_node(fs, n, &e.layer);
+        if (fi && fi->fh)
+            e.layer = HANDLE(fi)->layer;
+        if (fd >= 0) {
+            rc = fstat(fd, &e.st) < 0 ? -errno : 0;
+            close(fd);
+        }
     }
     if (rc < 0)
         return rc;
@@ -249,8 +256,16 @@ static void ovl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
             rc = apply_setattr(fs, rel, &e, fd, attr, to_set);
         if (rc < 0 && grow)
             quota_charge(fs, -grow, 0);
-    } else if (rc == -ENOENT && h && h->layer != OVL_LOWER) {
-        rc = apply_setattr(fs, NULL, NULL, h->fd, attr, to_set);
+    } else if (rc == -ENOENT) {
+        /* Unlinked but open (fchmod, futimens, ftruncate of such a file). */
+        enum ovl_layer l = OVL_NONE;
+        int fd = (h && h->layer != OVL_LOWER) ? fcntl(h->fd, F_DUPFD_CLOEXEC, 0)
+                                              : handle_dup_of_node(fs, n, &l);
+        if (fd >= 0 && l != OVL_LOWER) {
+            rc = apply_setattr(fs, NULL, NULL, fd, attr, to_set);
+        }
+        if (fd >= 0)
+            close(fd);
     }
     enum pclass cls = PCLASS_PRIVATE;
     if (rc == 0)
@@ -365,6 +380,7 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
     h->ino = s.e.st.st_ino;
     h->pid = fuse_req_ctx(req)->pid;
     h->path = strdup(s.rel);
+    h->node = node_get(fs, ep.ino);
     handle_track(fs, h);
     fi->fh = (uintptr_t)h;
     fi->direct_io = s.layer == OVL_SHARED;
@@ -493,6 +509,7 @@ static int open_node(struct ovl_fs *fs, struct ovl_node *n, int flags,
     h->dev = e.st.st_dev;
     h->ino = e.st.st_ino;
     h->path = strdup(rel);      /* for status only: no path is no failure */
+    h->node = n;
     *cls = e.cls;
     handle_track(fs, h);
     return 0;

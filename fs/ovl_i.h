@@ -106,6 +106,7 @@ struct ovl_handle {
     ino_t ino;
     pid_t pid;                /* the process that opened it */
     char *path;               /* its path in the view when opened */
+    struct ovl_node *node;    /* the kernel holds it while the file is open */
     struct ovl_handle *prev, *next;   /* handle_lock: fs->handles */
 };
 
@@ -226,6 +227,10 @@ void handle_track(struct ovl_fs *fs, struct ovl_handle *h);
 void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h);
 /* Untracks, closes and frees h. */
 void handle_free(struct ovl_fs *fs, struct ovl_handle *h);
+/* A new descriptor (the caller closes it) of a file open on node n, for
+ * requests about a name already unlinked (fstat, fchmod of an open file);
+ * *layer gets its layer. -ENOENT when n has no open file. */
+int  handle_dup_of_node(struct ovl_fs *fs, struct ovl_node *n, enum ovl_layer *layer);
 /* The lower file lst was copied up to rel in layer l: points every open
  * read-only handle of it at the copy (in every view, for the shared
  * layer), so a reader sees the writes that follow. */

@@ -31,12 +31,15 @@ static void opt_escaped(char *buf, size_t len, const char *s)
     buf[u] = '\0';
 }
 
-/* Writes text to STATE/rel atomically. */
+/* Writes text to STATE/rel atomically (a temp name of its own, then
+ * rename), so concurrent writers never clash. */
 static int write_state_file(const struct daemon *d, const char *rel, const char *text)
 {
-    char p[PATH_MAX], tmp[PATH_MAX + 8];
+    static unsigned long seq;
+    char p[PATH_MAX], tmp[PATH_MAX + 48];
     snprintf(p, sizeof(p), "%s/%s", d->vol.state_dir, rel);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%lu", p,
+             __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
     if (!f) {
@@ -86,33 +89,14 @@ static struct fuse_session *new_fuse_session(struct daemon *d, struct session *s
     return se;
 }
 
-int sess_start(struct daemon *d, const struct sess_opts *o, struct session **out,
-               char *err, size_t errlen)
+/* Opens, mounts and registers session id (sess_start's work). */
+static int sess_mount(struct daemon *d, const struct sess_opts *o, uint64_t id,
+                      struct session **out, char *err, size_t errlen)
 {
-    struct session *s = NULL, *other;
+    struct session *s = NULL;
     char text[PATH_MAX + 128], rel[128];
     int rc;
 
-    pthread_mutex_lock(&d->lock);
-    if (d->stopping) {
-        pthread_mutex_unlock(&d->lock);
-        snprintf(err, errlen, "the daemon is shutting down");
-        return -ESHUTDOWN;
-    }
-    if ((other = sess_find(d, o->agent, NULL))) {
-        snprintf(err, errlen, "agent %s is already mounted at %s", o->agent,
-                 other->mountpoint);
-        pthread_mutex_unlock(&d->lock);
-        return -EEXIST;
-    }
-    if ((other = sess_find(d, NULL, o->mountpoint))) {
-        snprintf(err, errlen, "%s is already the mount of agent %s",
-                 o->mountpoint, other->agent);
-        pthread_mutex_unlock(&d->lock);
-        return -EBUSY;
-    }
-    uint64_t id = d->next_session++;
-    pthread_mutex_unlock(&d->lock);
 
     snprintf(text, sizeof(text), "%llu\n", (unsigned long long)(id + 1));
     if ((rc = write_state_file(d, "next_session", text)) < 0) {
@@ -198,6 +182,44 @@ fail_view:
 fail_free:
     free(s->mountpoint);
     free(s);
+    return rc;
+}
+
+int sess_start(struct daemon *d, const struct sess_opts *o, struct session **out,
+               char *err, size_t errlen)
+{
+    struct session *other;
+
+    pthread_mutex_lock(&d->lock);
+    if (d->stopping) {
+        pthread_mutex_unlock(&d->lock);
+        snprintf(err, errlen, "the daemon is shutting down");
+        return -ESHUTDOWN;
+    }
+    if ((other = sess_find(d, o->agent, NULL))) {
+        snprintf(err, errlen, "agent %s is already mounted at %s", o->agent,
+                 other->mountpoint);
+        pthread_mutex_unlock(&d->lock);
+        return -EEXIST;
+    }
+    if ((other = sess_find(d, NULL, o->mountpoint))) {
+        snprintf(err, errlen, "%s is already the mount of agent %s",
+                 o->mountpoint, other->agent);
+        pthread_mutex_unlock(&d->lock);
+        return -EBUSY;
+    }
+    uint64_t id = d->next_session++;
+    d->mounting++;      /* a daemon about to exit for want of sessions waits */
+    pthread_mutex_unlock(&d->lock);
+
+    int rc = sess_mount(d, o, id, out, err, errlen);
+    if (rc < 0)
+        log_say("mount of agent %s at %s refused: %s", o->agent, o->mountpoint, err);
+
+    pthread_mutex_lock(&d->lock);
+    d->mounting--;
+    pthread_mutex_unlock(&d->lock);
+    loop_wake(d);       /* it may exit now, if this mount failed */
     return rc;
 }
 

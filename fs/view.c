@@ -246,11 +246,13 @@ void view_close(struct ovl_fs *fs)
      * no release: close them here, or their descriptors would stay. */
     while (fs->handles)
         handle_free(fs, fs->handles);
-    /* The temp layer lives for one session only. */
-    if (fs->temp_fd >= 0)
-        layer_empty_dir(fs->temp_fd);
-    if (fs->work_fd >= 0)
-        layer_empty_dir(fs->work_fd);
+    /* The temp layer lives for one session only. A failure is logged; the
+     * next session of the agent (or recovery) empties it again. */
+    int rc = 0;
+    if (fs->temp_fd >= 0 && (rc = layer_empty_dir(fs->temp_fd)) < 0)
+        log_say("cannot empty a temp layer: %s", strerror(-rc));
+    if (fs->work_fd >= 0 && (rc = layer_empty_dir(fs->work_fd)) < 0)
+        log_say("cannot empty a work dir: %s", strerror(-rc));
     int *fds[] = { &fs->upper_fd, &fs->temp_fd, &fs->work_fd, &fs->index_fd };
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0) {

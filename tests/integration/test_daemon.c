@@ -570,11 +570,9 @@ static bool answers_within(const char *path, int ms)
 
 /* The last umount of a daemon that a mount started, and another agent's
  * mount, at the same moment: the mount must end up served, by this daemon
- * or a new one. Disabled: the daemon can accept a mount after its loop has
- * decided to exit (sess_start does not check "stopping" again before it
- * adds the session), and then nobody serves that mount. */
+ * or a new one. */
 Test(daemon, mount_racing_the_last_umount, .init = h_setup, .fini = h_teardown,
-     .timeout = H_TIMEOUT, .disabled = true)
+     .timeout = H_TIMEOUT)
 {
     h_init(NULL);
     const char *b = h_mnt("b");

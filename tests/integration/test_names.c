@@ -1,0 +1,76 @@
+/* test_names.c - POSIX behaviour that depends on how names map to kernel
+ * inodes: every name of a hard-linked file shows the same attributes after
+ * a change through another name, and an open file keeps answering fstat and
+ * fchmod after its last name is gone. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TEST_N(name) Test(names, name, .init = h_setup, .fini = h_teardown, \
+                          .timeout = H_TIMEOUT)
+
+static const char *M;
+
+static char *m(const char *rel) { return h_str("%s/%s", M, rel); }
+
+static struct stat must_lstat(const char *path)
+{
+    struct stat st;
+    int rc = h_lstat(path, &st);
+    cr_assert_eq(rc, 0, "lstat %s: %s", path, h_errname(-rc));
+    return st;
+}
+
+/* A fifo with three names: chmod, chown and unlink through one name are
+ * seen at once through the others (pjdfstest link/00 does this). */
+TEST_N(hard_linked_fifo_names_agree)
+{
+    h_init(NULL);
+    M = h_mount("a");
+    cr_assert_eq(mkfifo(m("n0"), 0644), 0, "mkfifo: %s", strerror(errno));
+    cr_assert_eq(link(m("n0"), m("n1")), 0, "link: %s", strerror(errno));
+    cr_assert_eq(must_lstat(m("n0")).st_nlink, 2);
+    cr_assert_eq(link(m("n1"), m("n2")), 0, "link: %s", strerror(errno));
+    cr_assert_eq(must_lstat(m("n0")).st_nlink, 3, "n0 nlink after the second link");
+    cr_assert_eq(chmod(m("n1"), 0201), 0);
+    cr_assert_eq(lchown(m("n1"), 65534, 65533), 0);
+    const char *names[] = { "n0", "n1", "n2" };
+    for (size_t i = 0; i < 3; i++) {
+        struct stat st = must_lstat(m(names[i]));
+        cr_assert_eq(st.st_mode & 07777, 0201, "%s mode %o", names[i], st.st_mode & 07777);
+        cr_assert_eq(st.st_uid, 65534, "%s uid %u", names[i], st.st_uid);
+        cr_assert_eq(st.st_gid, 65533, "%s gid %u", names[i], st.st_gid);
+        cr_assert_eq(st.st_nlink, 3, "%s nlink %lu", names[i], (unsigned long)st.st_nlink);
+    }
+    cr_assert_eq(unlink(m("n0")), 0);
+    cr_assert_eq(must_lstat(m("n1")).st_nlink, 2, "n1 nlink after unlink n0");
+    cr_assert_eq(must_lstat(m("n2")).st_nlink, 2, "n2 nlink after unlink n0");
+}
+
+/* open, unlink, then fstat and fchmod on the descriptor (pjdfstest
+ * unlink/14): the file lives on while it is open. */
+TEST_N(unlinked_open_file_answers_fstat_and_fchmod)
+{
+    h_init(NULL);
+    M = h_mount("a");
+    h_put(m("f"), "data", 0644);
+    int fd = open(m("f"), O_RDWR | O_CLOEXEC);
+    cr_assert(fd >= 0);
+    cr_assert_eq(unlink(m("f")), 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0, "fstat of an unlinked open file: %s", strerror(errno));
+    cr_assert_eq(st.st_nlink, 0);
+    cr_assert_eq(st.st_size, 4);
+    cr_assert_eq(fchmod(fd, 0600), 0, "fchmod of an unlinked open file: %s", strerror(errno));
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0600);
+    cr_assert_eq(pwrite(fd, "more", 4, 4), 4);
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert_eq(st.st_size, 8);
+    close(fd);
+    cr_assert_eq(h_lstat(m("f"), &st), -ENOENT);
+}
