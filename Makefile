@@ -17,8 +17,9 @@ DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 liburing-dev \
             libinih-dev libcjson-dev fuse-overlayfs mergerfs util-linux psmisc
 
 FS_SRC    := $(wildcard fs/*.c)
+LOCKS_SRC := $(wildcard locks/*.c)
 TOOLS_SRC := $(wildcard tools/*.c)
-LIB_OBJ   := $(FS_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(FS_SRC:%.c=$(BUILD)/%.o) $(LOCKS_SRC:%.c=$(BUILD)/%.o)
 TOOLS_OBJ := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
 # tools/ helpers the unit tests link (not main, not the subcommands)
 TOOLS_LIB_OBJ := $(filter-out $(BUILD)/tools/lanefs.o $(BUILD)/tools/cmd_%.o,$(TOOLS_OBJ))

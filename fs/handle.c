@@ -79,7 +79,27 @@ void handle_free(struct ovl_fs *fs, struct ovl_handle *h)
     handle_untrack(fs, h);
     close(h->fd);
     free(h->path);
+    free(h->lk_owners);
     free(h);
+}
+
+int handle_note_lock_owner(struct ovl_fs *fs, struct ovl_handle *h, uint64_t owner)
+{
+    int rc = 0;
+    pthread_mutex_lock(&fs->handle_lock);
+    for (unsigned i = 0; i < h->n_lk_owners; i++)
+        if (h->lk_owners[i] == owner)
+            goto out;
+    uint64_t *v = realloc(h->lk_owners, (h->n_lk_owners + 1) * sizeof(*v));
+    if (!v) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    v[h->n_lk_owners++] = owner;
+    h->lk_owners = v;
+out:
+    pthread_mutex_unlock(&fs->handle_lock);
+    return rc;
 }
 
 int handle_dup_of_node(struct ovl_fs *fs, struct ovl_node *n, enum ovl_layer *layer)

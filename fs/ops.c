@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs/dir_i.h"
+#include "fs/lockops.h"
 #include "fs/ops.h"
 
 struct ovl_dirh {
@@ -605,13 +606,16 @@ static void ovl_write_buf(fuse_req_t req, fuse_ino_t ino,
 
 static void ovl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino; (void)fi;
+    (void)ino;
+    /* close() drops the closing process's fcntl locks on the file. */
+    lockops_release_owner(FS(req), fi);
     fuse_reply_err(req, 0);
 }
 
 static void ovl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
+    lockops_release_handle(FS(req), fi);
     handle_free(FS(req), HANDLE(fi));
     fuse_reply_err(req, 0);
 }
@@ -828,6 +832,9 @@ const struct fuse_lowlevel_ops ovl_ops = {
     .release = ovl_release,
     .fsync = ovl_fsync,
     .fallocate = ovl_fallocate,
+    .getlk = lockops_getlk,
+    .setlk = lockops_setlk,
+    .flock = lockops_flock,
     .opendir = ovl_opendir,
     .readdir = ovl_readdir,
     .readdirplus = ovl_readdirplus,

@@ -71,6 +71,7 @@ struct ovl_node {
 
 struct ovl_fs {
     struct volume *vol;       /* outlives the view */
+    uint64_t sid;             /* the session's number (lock owners) */
     const struct vol_config *cfg;   /* &vol->cfg */
     int lower_fd;             /* the volume's lower root (not owned) */
     int shared_fd, shared_work_fd, shared_index_fd;  /* the volume's */
@@ -107,6 +108,9 @@ struct ovl_handle {
     pid_t pid;                /* the process that opened it */
     char *path;               /* its path in the view when opened */
     struct ovl_node *node;    /* the kernel holds it while the file is open */
+    uint64_t *lk_owners;      /* handle_lock: lock owners that took POSIX or
+                                 OFD locks through this open file */
+    unsigned n_lk_owners;     /* handle_lock */
     struct ovl_handle *prev, *next;   /* handle_lock: fs->handles */
 };
 
@@ -227,6 +231,9 @@ void handle_track(struct ovl_fs *fs, struct ovl_handle *h);
 void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h);
 /* Untracks, closes and frees h. */
 void handle_free(struct ovl_fs *fs, struct ovl_handle *h);
+/* Remembers that owner took a POSIX or OFD lock through h, so the locks an
+ * open file description holds go when it is released. 0 or -ENOMEM. */
+int  handle_note_lock_owner(struct ovl_fs *fs, struct ovl_handle *h, uint64_t owner);
 /* A new descriptor (the caller closes it) of a file open on node n, for
  * requests about a name already unlinked (fstat, fchmod of an open file);
  * *layer gets its layer. -ENOENT when n has no open file. */

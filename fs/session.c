@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fs/daemon_i.h"
+#include "fs/lockops.h"
 #include "fs/log.h"
 #include "fs/ops.h"
 #include "fs/view.h"
@@ -120,6 +121,7 @@ static int sess_mount(struct daemon *d, const struct sess_opts *o, uint64_t id,
     rc = view_open(&s->fs, &d->vol, s->agent, err, errlen);
     if (rc < 0)
         goto fail_free;
+    s->fs.sid = id;
     rc = quota_init(&s->fs, o->quota_bytes, o->quota_inodes);
     if (rc < 0) {
         snprintf(err, errlen, "cannot measure the usage of %s: %s", s->agent,
@@ -248,7 +250,9 @@ void sess_reap(struct session *s)
     char rel[128], line[PATH_MAX];
     time_t now = time(NULL);
 
-    /* Closing the fd aborts what is left of the connection. */
+    /* Parked lock requests are answered while the session still exists;
+     * then closing the fd aborts what is left of the connection. */
+    lockops_session_end(&d->vol, s->id);
     fuse_session_destroy(s->se);
     view_close(&s->fs);
     if (s->ephemeral) {

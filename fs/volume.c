@@ -17,6 +17,7 @@
 
 #include "fs/log.h"
 #include "fs/volume.h"
+#include "locks/posix.h"
 
 static int open_lower(const char *lower)
 {
@@ -62,6 +63,11 @@ int volume_open(struct volume *v, const char *state_dir, char *err, size_t errle
     v->lower_fd = v->shared_fd = v->shared_work_fd = v->shared_index_fd = -1;
     pthread_rwlock_init(&v->shared_lock, NULL);
     pthread_mutex_init(&v->views_lock, NULL);
+    pthread_mutex_init(&v->lk_wait_mu, NULL);
+    if (!(v->locks = lk_table_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
     rc = vol_config_load(state_dir, &v->cfg, err, errlen);
     if (rc < 0)
         return rc;
@@ -103,6 +109,9 @@ void volume_close(struct volume *v)
         }
     pthread_rwlock_destroy(&v->shared_lock);
     pthread_mutex_destroy(&v->views_lock);
+    pthread_mutex_destroy(&v->lk_wait_mu);
+    lk_table_free(v->locks);
+    v->locks = NULL;
     vol_config_free(&v->cfg);
     free(v->state_dir);
     v->state_dir = NULL;

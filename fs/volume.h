@@ -11,6 +11,8 @@
 #include "fs/config.h"
 
 struct ovl_fs;
+struct lk_table;
+struct lk_waiter;
 
 struct volume {
     char *state_dir;          /* absolute */
@@ -25,6 +27,9 @@ struct volume {
     uint64_t gen;             /* atomic: namespace generation, all views */
     pthread_mutex_t views_lock;
     struct ovl_fs *views;     /* views_lock: every open view */
+    struct lk_table *locks;   /* fcntl/OFD/flock locks of every view */
+    pthread_mutex_t lk_wait_mu;
+    struct lk_waiter *lk_waiters;   /* lk_wait_mu: parked lock requests */
 };
 
 /* Loads STATE's configuration, opens its lower and its shared layer. On error err holds a
