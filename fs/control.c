@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include "fs/daemon_i.h"
+#include "fs/leaseops.h"
 #include "fs/log.h"
+#include "locks/lease.h"
 
 #define CTL_VERSION   1
 #define CTL_LINE_MAX  65536
@@ -354,6 +356,26 @@ static void op_agents(struct daemon *d, struct conn *c)
     reply(c, r);
 }
 
+static void lease_json(void *arg, const char *key, const char *agent,
+                       enum lease_mode mode, uint64_t epoch, int64_t ms_left)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddStringToObject(o, "agent", agent);
+    cJSON_AddStringToObject(o, "mode", lease_mode_name(mode));
+    cJSON_AddNumberToObject(o, "epoch", (double)epoch);
+    cJSON_AddNumberToObject(o, "ms_left", (double)ms_left);
+    cJSON_AddItemToArray(arg, o);
+}
+
+static void op_leases(struct daemon *d, struct conn *c)
+{
+    cJSON *r = ok_obj();
+    cJSON *a = cJSON_AddArrayToObject(r, "leases");
+    lease_foreach(d->vol.leases, leaseops_now_ms(), lease_json, a);
+    reply(c, r);
+}
+
 static void op_shutdown(struct daemon *d, struct conn *c)
 {
     reply(c, ok_obj());
@@ -392,6 +414,8 @@ static void handle_line(struct daemon *d, struct conn *c, const char *line, size
         op_status(d, c);
     else if (!strcmp(o, "agents"))
         op_agents(d, c);
+    else if (!strcmp(o, "leases"))
+        op_leases(d, c);
     else if (!strcmp(o, "shutdown"))
         op_shutdown(d, c);
     else

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "fs/daemon_i.h"
+#include "fs/leaseops.h"
 #include "fs/log.h"
+#include "locks/lease.h"
 
 #define POOL_MAX 64            /* request buffers kept for reuse */
 
@@ -276,10 +278,26 @@ static void stop_all_locked(struct daemon *d)
     }
 }
 
+static void log_expired(void *arg, const char *key, const char *agent,
+                        enum lease_mode mode, uint64_t epoch, int64_t ms_left)
+{
+    (void)arg;
+    (void)ms_left;
+    log_say("lease: %s lease of agent %s on %s expired (epoch %llu)",
+            lease_mode_name(mode), agent, key, (unsigned long long)epoch);
+}
+
 int loop_run(struct daemon *d)
 {
     struct epoll_event evs[64];
+    uint64_t next_sweep = 0;
     for (;;) {
+        /* Expired leases go within a second of their end. */
+        uint64_t now = leaseops_now_ms();
+        if (now >= next_sweep) {
+            lease_sweep(d->vol.leases, now, log_expired, NULL);
+            next_sweep = now + 1000;
+        }
         pthread_mutex_lock(&d->lock);
         if (d->auto_exit && !d->sessions && !d->mounting && !d->stopping) {
             log_say("no session left: stopping");
@@ -290,7 +308,7 @@ int loop_run(struct daemon *d)
         if (done)
             return 0;
 
-        int n = epoll_wait(d->epfd, evs, 64, -1);
+        int n = epoll_wait(d->epfd, evs, 64, 1000);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

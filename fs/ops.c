@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs/dir_i.h"
+#include "fs/leaseops.h"
 #include "fs/lockops.h"
 #include "fs/ops.h"
 
@@ -493,6 +494,7 @@ static int open_node(struct ovl_fs *fs, struct ovl_node *n, int flags,
     if (rc < 0)
         return rc;
     if (writes) {
+        leaseops_check_write(fs, rel, &e);   /* advisory: logged, not refused */
         rc = ovl_copy_up(fs, rel, &e, flags & O_TRUNC);
         if (rc < 0)
             return rc;

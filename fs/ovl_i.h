@@ -72,6 +72,7 @@ struct ovl_node {
 struct ovl_fs {
     struct volume *vol;       /* outlives the view */
     uint64_t sid;             /* the session's number (lock owners) */
+    char agent[VOL_AGENT_NAME_MAX + 1];
     const struct vol_config *cfg;   /* &vol->cfg */
     int lower_fd;             /* the volume's lower root (not owned) */
     int shared_fd, shared_work_fd, shared_index_fd;  /* the volume's */

@@ -19,6 +19,7 @@
 #include "fs/log.h"
 #include "fs/ops.h"
 #include "fs/view.h"
+#include "locks/lease.h"
 
 /* Appends s to the option string with ',' and '\' escaped for fuse_opt. */
 static void opt_escaped(char *buf, size_t len, const char *s)
@@ -253,6 +254,10 @@ void sess_reap(struct session *s)
     /* Parked lock requests are answered while the session still exists;
      * then closing the fd aborts what is left of the connection. */
     lockops_session_end(&d->vol, s->id);
+    unsigned nl = lease_release_agent(d->vol.leases, s->agent);
+    if (nl)
+        log_say("session %llu: released %u lease(s) of %s", (unsigned long long)s->id,
+                nl, s->agent);
     fuse_session_destroy(s->se);
     view_close(&s->fs);
     if (s->ephemeral) {

@@ -170,6 +170,7 @@ int view_open(struct ovl_fs *fs, struct volume *v, const char *agent,
     pthread_mutex_init(&fs->node_lock, NULL);
     pthread_mutex_init(&fs->handle_lock, NULL);
     fs->vol = v;
+    snprintf(fs->agent, sizeof(fs->agent), "%s", agent);
     fs->cfg = &v->cfg;
     fs->gen = &v->gen;
     fs->lower_fd = v->lower_fd;

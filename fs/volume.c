@@ -17,6 +17,7 @@
 
 #include "fs/log.h"
 #include "fs/volume.h"
+#include "locks/lease.h"
 #include "locks/posix.h"
 
 static int open_lower(const char *lower)
@@ -68,6 +69,15 @@ int volume_open(struct volume *v, const char *state_dir, char *err, size_t errle
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
+    char ep[PATH_MAX];
+    snprintf(ep, sizeof(ep), "%s/%s", state_dir, LEASE_EPOCH_FILE);
+    if (!(v->leases = lease_table_new(ep))) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot open the lease table (%s): %s", ep, strerror(errno));
+        lk_table_free(v->locks);
+        v->locks = NULL;
+        return rc;
+    }
     rc = vol_config_load(state_dir, &v->cfg, err, errlen);
     if (rc < 0)
         return rc;
@@ -112,6 +122,8 @@ void volume_close(struct volume *v)
     pthread_mutex_destroy(&v->lk_wait_mu);
     lk_table_free(v->locks);
     v->locks = NULL;
+    lease_table_free(v->leases);
+    v->leases = NULL;
     vol_config_free(&v->cfg);
     free(v->state_dir);
     v->state_dir = NULL;

@@ -13,6 +13,7 @@
 struct ovl_fs;
 struct lk_table;
 struct lk_waiter;
+struct lease_table;
 
 struct volume {
     char *state_dir;          /* absolute */
@@ -28,6 +29,7 @@ struct volume {
     pthread_mutex_t views_lock;
     struct ovl_fs *views;     /* views_lock: every open view */
     struct lk_table *locks;   /* fcntl/OFD/flock locks of every view */
+    struct lease_table *leases;     /* advisory leases of every view */
     pthread_mutex_t lk_wait_mu;
     struct lk_waiter *lk_waiters;   /* lk_wait_mu: parked lock requests */
 };

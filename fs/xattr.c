@@ -2,7 +2,9 @@
  *
  * Only the user.* namespace is served. Names under user.lanefs. belong to
  * lanefs's own bookkeeping (opaque marks, origins): they are never listed or
- * returned to agents, and agents cannot set or remove them. Changing an
+ * returned to agents, and agents cannot set or remove them; the one
+ * exception is user.lanefs.lease, the lease interface (leaseops.c), which
+ * is not stored and not listed. Changing an
  * attribute of a lower entry copies it up first. */
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fs/leaseops.h"
 #include "fs/ops.h"
 #include "fs/ovl_i.h"
 
@@ -48,6 +51,23 @@ static int xattr_path(struct ovl_fs *fs, fuse_ino_t ino, bool for_write,
     return 0;
 }
 
+/* The lease attribute: stored nowhere, served by the lease table. op 'g'
+ * reads it into (buf, size), 's' acquires with (value, size), 'r'
+ * releases. Returns a length ('g') or 0, or -errno. */
+static int lease_attr(struct ovl_fs *fs, fuse_ino_t ino, char op, const char *value,
+                      char *buf, size_t size)
+{
+    char rel[PATH_MAX];
+    struct ovl_ent e;
+    ovl_lock_read(fs);
+    int rc = ovl_resolve_node(fs, node_get(fs, ino), rel, sizeof(rel), &e);
+    if (rc == 0)
+        rc = op == 'g' ? leaseops_get(fs, rel, &e, buf, size)
+                       : leaseops_set(fs, rel, &e, op == 's' ? value : NULL, size);
+    ovl_unlock(fs);
+    return rc;
+}
+
 static void xattr_change(fuse_req_t req, fuse_ino_t ino, const char *name,
                          const char *value, size_t size, int flags, bool remove)
 {
@@ -55,6 +75,17 @@ static void xattr_change(fuse_req_t req, fuse_ino_t ino, const char *name,
     char p[64 + NAME_MAX];
     int dfd = -1, rc;
 
+    if (!strcmp(name, LEASE_XATTR)) {
+        (void)flags;
+        rc = lease_attr(fs, ino, remove ? 'r' : 's', value, NULL, size);
+        /* The kernel turns an EAGAIN (EWOULDBLOCK) answer to setxattr into
+         * EOPNOTSUPP, which would read as "no leases here": a conflict is
+         * reported as EBUSY instead (docs/leases.md). */
+        if (rc == -EWOULDBLOCK)
+            rc = -EBUSY;
+        fuse_reply_err(req, -rc);
+        return;
+    }
     if (is_ours(name)) {
         fuse_reply_err(req, EPERM);
         return;
@@ -94,12 +125,23 @@ void ovl_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     int dfd = -1, rc;
     ssize_t n = 0;
 
-    if (!is_user(name) || is_ours(name)) {
+    if (!is_user(name) || (is_ours(name) && strcmp(name, LEASE_XATTR))) {
         fuse_reply_err(req, ENODATA);
         return;
     }
     if (size && !(buf = malloc(size))) {
         fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (!strcmp(name, LEASE_XATTR)) {
+        rc = lease_attr(fs, ino, 'g', NULL, buf, size);
+        if (rc < 0)
+            fuse_reply_err(req, -rc);
+        else if (size == 0)
+            fuse_reply_xattr(req, (size_t)rc);
+        else
+            fuse_reply_buf(req, buf, (size_t)rc);
+        free(buf);
         return;
     }
     ovl_lock_read(fs);
