@@ -1,4 +1,5 @@
 /* recover.c - ending the sessions of a daemon that died. */
+#include "fs/ovl_i.h"
 #include "fs/recover.h"
 
 #include <dirent.h>
@@ -58,53 +59,11 @@ static void recover_fail(struct recover_ctx *c, int rc)
 
 /* ---- removing trees ------------------------------------------------- */
 
-static int recover_rm_at(int dirfd, const char *name);
-
 int recover_empty_dir(int dirfd)
 {
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int rc = -errno;
-        close(fd);
-        return rc;
-    }
-    int rc = 0;
-    struct dirent *de;
-    /* Unlinking while reading is fine for readdir; names already returned
-     * are not returned again. */
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        int r = recover_rm_at(fd, de->d_name);
-        if (r < 0 && rc == 0)
-            rc = r;
-    }
-    closedir(d);
-    return rc;
-}
-
-/* Removes dirfd/name and, for a directory, what it holds. */
-static int recover_rm_at(int dirfd, const char *name)
-{
-    struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISDIR(st.st_mode)) {
-        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-            return -errno;
-        return 0;
-    }
-    int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
-    int rc = recover_empty_dir(fd);
-    close(fd);
-    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && rc == 0)
-        rc = -errno;
-    return rc;
+    /* The daemon's own remover: openat(O_NOFOLLOW) and unlinkat, so a
+     * symlink is removed, never followed. */
+    return layer_empty_dir(dirfd);
 }
 
 int recover_open_agent_dir(const char *state_dir, const char *agent,
