@@ -18,8 +18,10 @@ DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 liburing-dev \
 
 FS_SRC    := $(wildcard fs/*.c)
 LOCKS_SRC := $(wildcard locks/*.c)
+JOURNAL_SRC := $(wildcard journal/*.c)
 TOOLS_SRC := $(wildcard tools/*.c)
-LIB_OBJ   := $(FS_SRC:%.c=$(BUILD)/%.o) $(LOCKS_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(FS_SRC:%.c=$(BUILD)/%.o) $(LOCKS_SRC:%.c=$(BUILD)/%.o) \
+             $(JOURNAL_SRC:%.c=$(BUILD)/%.o)
 TOOLS_OBJ := $(TOOLS_SRC:%.c=$(BUILD)/%.o)
 # tools/ helpers the unit tests link (not main, not the subcommands)
 TOOLS_LIB_OBJ := $(filter-out $(BUILD)/tools/lanefs.o $(BUILD)/tools/cmd_%.o,$(TOOLS_OBJ))
