@@ -30,6 +30,14 @@
 #define LEASE_RETRY_MAX_MS 250
 #define FUSE_MAGIC       0x65735546
 
+/* A lease conflict as setxattr reports it. The daemon answers EBUSY:
+ * Linux turns an EWOULDBLOCK answer of a FUSE filesystem's setxattr into
+ * EOPNOTSUPP. EWOULDBLOCK is taken too, for other ways to the table. */
+static bool is_conflict(int e)
+{
+    return e == EBUSY || e == EWOULDBLOCK;
+}
+
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_MODE = 256, OPT_TTL, OPT_WAIT, OPT_JSON, OPT_HELP };
 
@@ -369,7 +377,7 @@ static int lease_acquire_run(const struct lease_args *a)
     for (;;) {
         if (setxattr(a->file, LEASE_XATTR, val, strlen(val), 0) == 0)
             return lease_print(a->file);
-        if (errno != EWOULDBLOCK) {
+        if (!is_conflict(errno)) {
             say_attr_err("cannot lease", a->file, errno);
             return CLI_EXIT_FAIL;
         }
@@ -489,7 +497,7 @@ static int claim_try(const char *path, const char *val)
         return 0;
     if (setxattr(path, LEASE_XATTR, val, strlen(val), 0) == 0)
         return 1;
-    if (errno == EWOULDBLOCK || errno == ENOENT)
+    if (is_conflict(errno) || errno == ENOENT)
         return 0;
     return -errno;
 }
