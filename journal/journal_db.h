@@ -19,7 +19,7 @@
 #include <sqlite3.h>
 
 /* The schema version this program writes and reads (PRAGMA user_version). */
-#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_SCHEMA_VERSION 2
 #define JOURNAL_HASH_LEN 32
 
 /* One event as stored. Absent values: NULL strings, session 0, pid,

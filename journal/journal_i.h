@@ -79,6 +79,37 @@ void journal_pause(struct journal *j, bool paused);
  * writer is held. NULL: no-op. */
 void journal_flush(struct journal *j);
 
+/* ---- SQL from fixed fragments (query.c) ------------------------------ */
+
+/* A statement put together from constant fragments, with the values of
+ * its parameters kept apart: no value is ever part of the SQL text. */
+#define JOURNAL_SQL_MAX 2048
+#define JOURNAL_SQL_BINDS 48
+
+struct journal_sql {
+    char text[JOURNAL_SQL_MAX];
+    size_t len;
+    int nb;
+    bool overflow;              /* text or binds ran out */
+    struct {
+        const char *s;          /* text value, or NULL for an integer */
+        int64_t i;
+    } b[JOURNAL_SQL_BINDS];
+};
+
+/* Appends a constant fragment. */
+void journal_sql_add(struct journal_sql *q, const char *frag);
+/* Appends the next parameter's value (for a '?' in a fragment). */
+void journal_sql_text(struct journal_sql *q, const char *s);
+void journal_sql_int(struct journal_sql *q, int64_t v);
+/* Appends " WHERE ..." for f's conditions (nothing when there are none).
+ * col_prefix qualifies the columns ("" or "e."). */
+void journal_sql_where(struct journal_sql *q, const struct journal_filter *f,
+                       const char *col_prefix);
+/* Prepares q and binds its values. Returns 0, -EINVAL (overflow), -EIO. */
+int journal_sql_prepare(sqlite3 *db, const struct journal_sql *q,
+                        sqlite3_stmt **st);
+
 /* ---- rows (row.c) --------------------------------------------------- */
 
 /* Fills r from the current row of st, whose columns from col are

@@ -50,6 +50,9 @@ static const char *const journal_migrations[JOURNAL_SCHEMA_VERSION] = {
     "  first_ts INTEGER NOT NULL,"
     "  last_ts INTEGER NOT NULL,"
     "  sessions INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 1 -> 2: the end of a session found without a scan (leaks) */
+    "CREATE INDEX events_session_end ON events(session)"
+    "  WHERE op = 'session_end';",
 };
 
 int journal_sql_err(int rc)

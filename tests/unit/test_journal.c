@@ -232,7 +232,7 @@ Test(journal_write, rows_as_logged)
     cr_assert(ts >= before && ts <= journal_now_us());
     cr_assert_eq(tj_int(db, "SELECT head_id FROM chain"), 1);
     cr_assert_eq(tj_int(db, "SELECT count(*) FROM pragma_index_list('events')"),
-                 6);
+                 7);
     sqlite3_stmt *jm = NULL;
     sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &jm, NULL);
     cr_assert_eq(sqlite3_step(jm), SQLITE_ROW);
@@ -581,6 +581,28 @@ Test(journal_queue, survives_sigkill)
     v = tj_verify(dir);
     cr_assert(v.ok, "%s", v.problem);
     cr_assert_eq(v.chain.head_id, 303);
+    tj_rm(dir);
+}
+
+Test(journal_open, migrates_older_schema)
+{
+    /* A version 1 journal (before the session_end index) is brought to
+     * the current version, its chain intact and continued. */
+    char *dir = tj_dir();
+    tj_fill(dir, 4);
+    tamper(dir, "DROP INDEX events_session_end; PRAGMA user_version = 1");
+    sqlite3 *db = NULL;
+    cr_assert_eq(journal_db_open(dir, &db), 0);     /* readers read v1 */
+    journal_db_close(db);
+    tj_fill(dir, 4);
+    db = tj_rw(dir);
+    cr_assert_eq(tj_int(db, "PRAGMA user_version"), JOURNAL_SCHEMA_VERSION);
+    cr_assert_eq(tj_int(db, "SELECT count(*) FROM pragma_index_list('events') "
+                 "WHERE name = 'events_session_end'"), 1);
+    sqlite3_close(db);
+    struct journal_verify v = tj_verify(dir);
+    cr_assert(v.ok, "%s", v.problem);
+    cr_assert_eq(v.checked, 8);
     tj_rm(dir);
 }
 
