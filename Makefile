@@ -14,7 +14,8 @@ BUILD   ?= build
 # Debian packages the build, the tests, the demo and the benchmark need.
 DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 liburing-dev \
             libsqlite3-dev libssl-dev libattr1-dev attr libcriterion-dev \
-            libinih-dev libcjson-dev fuse-overlayfs mergerfs util-linux psmisc
+            libinih-dev libcjson-dev fuse-overlayfs mergerfs util-linux psmisc \
+            sqlite3
 
 FS_SRC    := $(wildcard fs/*.c)
 LOCKS_SRC := $(wildcard locks/*.c)

@@ -19,6 +19,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fs/events.h"
 #include "fs/ovl_i.h"
 
 #define COPY_CHUNK (8u << 20)
@@ -316,6 +317,12 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
     e->layer = ul;
     if (S_ISREG(lst.st_mode))
         handle_copied_up(fs, &lst, ul, rel);
+    if (ev_on(fs)) {
+        struct journal_event ev = ev_blank("copy_up");
+        ev.size = S_ISREG(lst.st_mode) && !skip_data ? lst.st_size : 0;
+        ev.detail = ul == OVL_SHARED ? "shared" : "private";
+        ev_log(fs, &ev, rel, NULL);
+    }
     goto out;
 fail:
     quota_charge(fs, -qbytes, -qinodes);

@@ -23,6 +23,7 @@
 #include "fs/ops.h"
 #include "fs/recover.h"
 #include "fs/view.h"
+#include "journal/journal.h"
 
 #define DEFAULT_WORKERS 8
 
@@ -244,7 +245,23 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
     }
     write_daemon_pid(&d);
     raise_fd_limit();
-    if ((rc = setup_events(&d)) < 0 || (threads = true, rc = loop_start_workers(&d)) < 0) {
+
+    /* Signals are blocked (for the signalfd) before any thread starts, so
+     * every thread inherits the mask. */
+    if ((rc = setup_events(&d)) < 0) {
+        snprintf(err, sizeof(err), "cannot start the daemon: %s", strerror(-rc));
+        goto out_threads;
+    }
+    /* The journal: every session, namespace change, lease and leak. A
+     * journal that cannot be opened is logged and the volume served
+     * without one, rather than not at all. */
+    rc = journal_open(d.vol.state_dir, 0, &d.vol.journal);
+    if (rc < 0) {
+        log_say("cannot open the journal %s/%s: %s; serving without it",
+                d.vol.state_dir, JOURNAL_DB_NAME, strerror(-rc));
+        d.vol.journal = NULL;
+    }
+    if ((threads = true, rc = loop_start_workers(&d)) < 0) {
         snprintf(err, sizeof(err), "cannot start the daemon: %s", strerror(-rc));
         goto out_threads;
     }
@@ -290,6 +307,8 @@ out_threads:
             ctl_join(&d);
         loop_join_workers(&d);
     }
+    journal_close(d.vol.journal);    /* after every session has ended */
+    d.vol.journal = NULL;
     remove_runtime_files(&d);
 out:
     close_fds(&d);

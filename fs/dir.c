@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs/dir_i.h"
+#include "fs/events.h"
 
 static int set_opaque(int dfd, const char *name)
 {
@@ -184,6 +185,7 @@ static int remove_entry(struct ovl_fs *fs, const char *rel,
     const char *name = ovl_split(rel, prel, sizeof(prel));
     bool dir = S_ISDIR(e->st.st_mode);
     enum ovl_layer ul = ovl_upper_of(e->cls);
+    bool wh = e->layer == OVL_LOWER || (e->in_lower && ovl_is_upper(e->layer));
     int rc = 0, dfd;
 
     if (e->layer == OVL_LOWER) {
@@ -211,6 +213,8 @@ static int remove_entry(struct ovl_fs *fs, const char *rel,
         rc = -errno;
 out:
     close(dfd);
+    if (rc == 0 && wh)
+        ev_op(fs, "whiteout", rel, NULL, 0, NULL);
     if (rc == 0 && dir && e->cls != PCLASS_TEMP) {
         /* Drop empty scaffolding the temp layer may hold for this dir. */
         int tfd = layer_dir(fs, OVL_TEMP, prel);

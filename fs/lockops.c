@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "fs/events.h"
 #include "fs/lockops.h"
 #include "fs/ovl_i.h"
 #include "locks/posix.h"
@@ -130,9 +131,11 @@ static void on_interrupt(fuse_req_t req, void *data)
 
 /* Sets l for req: answers at once, or parks the request when it must
  * wait. */
-static void set_or_park(fuse_req_t req, struct volume *v, const struct lk_lock *l,
+static void set_or_park(fuse_req_t req, struct ovl_fs *fs, const struct lk_lock *l,
                         bool sleep)
 {
+    struct volume *v = fs->vol;
+    pid_t pid = fuse_req_ctx(req)->pid;     /* req may be gone once parked */
     struct lk_waiter *w = NULL;
     if (sleep && l->type != F_UNLCK) {
         if (!(w = calloc(1, sizeof(*w)))) {
@@ -154,6 +157,7 @@ static void set_or_park(fuse_req_t req, struct volume *v, const struct lk_lock *
             pp = &(*pp)->next;
         *pp = w;
         pthread_mutex_unlock(&v->lk_wait_mu);
+        ev_op(fs, "lock_wait", NULL, NULL, pid, l->kind == LK_FLOCK ? "flock" : "fcntl");
         return;
     }
     pthread_mutex_unlock(&v->lk_wait_mu);
@@ -202,7 +206,7 @@ void lockops_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         fuse_reply_err(req, -rc);
         return;
     }
-    set_or_park(req, fs->vol, &l, sleep);
+    set_or_park(req, fs, &l, sleep);
 }
 
 void lockops_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
@@ -224,7 +228,7 @@ void lockops_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, in
         fuse_reply_err(req, EINVAL);
         return;
     }
-    set_or_park(req, fs->vol, &l, !(op & LOCK_NB));
+    set_or_park(req, fs, &l, !(op & LOCK_NB));
 }
 
 void lockops_release_owner(struct ovl_fs *fs, struct fuse_file_info *fi)
@@ -255,7 +259,7 @@ void lockops_release_handle(struct ovl_fs *fs, struct fuse_file_info *fi)
         lockops_wake(fs->vol);
 }
 
-void lockops_session_end(struct volume *v, uint64_t sid)
+unsigned lockops_session_end(struct volume *v, uint64_t sid)
 {
     struct lk_waiter *gone = NULL;
     pthread_mutex_lock(&v->lk_wait_mu);
@@ -272,6 +276,8 @@ void lockops_session_end(struct volume *v, uint64_t sid)
     }
     pthread_mutex_unlock(&v->lk_wait_mu);
     answer_all(gone, EINTR);    /* the connection is gone: this frees them */
-    if (lk_release_session(v->locks, sid))
+    unsigned n = lk_release_session(v->locks, sid);
+    if (n)
         lockops_wake(v);
+    return n;
 }

@@ -23,8 +23,9 @@ void lockops_release_owner(struct ovl_fs *fs, struct fuse_file_info *fi);
  * flock) locks taken through it, and answers the waiters that can go. */
 void lockops_release_handle(struct ovl_fs *fs, struct fuse_file_info *fi);
 /* Answers (EINTR) the parked requests of session sid and drops its locks.
- * Call before the session's FUSE session is destroyed. */
-void lockops_session_end(struct volume *v, uint64_t sid);
+ * Call before the session's FUSE session is destroyed. Returns how many
+ * locks the session still held. */
+unsigned lockops_session_end(struct volume *v, uint64_t sid);
 /* Grants parked requests that no longer conflict, oldest first. */
 void lockops_wake(struct volume *v);
 

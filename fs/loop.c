@@ -9,8 +9,10 @@
  * has more. So backlogged agents get workers in turn, one request each,
  * however many requests any one of them sends. */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "fs/daemon_i.h"
+#include "fs/events.h"
 #include "fs/leaseops.h"
 #include "fs/log.h"
 #include "locks/lease.h"
@@ -281,10 +284,22 @@ static void stop_all_locked(struct daemon *d)
 static void log_expired(void *arg, const char *key, const char *agent,
                         enum lease_mode mode, uint64_t epoch, int64_t ms_left)
 {
-    (void)arg;
+    struct daemon *d = arg;
+    char detail[PATH_MAX + 64];
     (void)ms_left;
     log_say("lease: %s lease of agent %s on %s expired (epoch %llu)",
             lease_mode_name(mode), agent, key, (unsigned long long)epoch);
+    if (!d->vol.journal)
+        return;
+    /* An expired lease was not released: the journal counts it a leak. */
+    snprintf(detail, sizeof(detail), "%s epoch=%llu key=%s", lease_mode_name(mode),
+             (unsigned long long)epoch, key);
+    struct journal_event ev = ev_blank("lease_expire");
+    ev.agent = agent;
+    ev.detail = detail;
+    const char *p = strchr(key, '/');
+    ev.path = p;                /* the view path in the key */
+    journal_log(d->vol.journal, &ev);
 }
 
 int loop_run(struct daemon *d)
@@ -295,7 +310,7 @@ int loop_run(struct daemon *d)
         /* Expired leases go within a second of their end. */
         uint64_t now = leaseops_now_ms();
         if (now >= next_sweep) {
-            lease_sweep(d->vol.leases, now, log_expired, NULL);
+            lease_sweep(d->vol.leases, now, log_expired, d);
             next_sweep = now + 1000;
         }
         pthread_mutex_lock(&d->lock);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fs/dir_i.h"
+#include "fs/events.h"
 #include "fs/leaseops.h"
 #include "fs/lockops.h"
 #include "fs/ops.h"
@@ -272,6 +273,19 @@ static void ovl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
     enum pclass cls = PCLASS_PRIVATE;
     if (rc == 0)
         rc = node_stat(fs, n, fi, &st, &cls);
+    if (rc == 0 && ev_on(fs)) {
+        char what[64];
+        pid_t pid = fuse_req_ctx(req)->pid;
+        snprintf(what, sizeof(what), "%s%s%s%s%s",
+                 (to_set & FUSE_SET_ATTR_MODE) ? "mode " : "",
+                 (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ? "owner " : "",
+                 (to_set & FUSE_SET_ATTR_SIZE) ? "size " : "",
+                 (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) ? "times " : "",
+                 "");
+        ev_op(fs, "setattr", rel, NULL, pid, what);
+        if ((to_set & FUSE_SET_ATTR_MODE) && (attr->st_mode & (S_ISUID | S_ISGID)))
+            ev_op(fs, "denied", rel, NULL, pid, "set-id bits stripped");
+    }
     UN(fs);
     if (rc < 0)
         fuse_reply_err(req, -rc);
@@ -310,7 +324,10 @@ static void ovl_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- creating entries ---- */
 
-struct make_node_arg { mode_t mode; dev_t rdev; const char *target; int flags; int fd; };
+struct make_node_arg {
+    mode_t mode; dev_t rdev; const char *target; int flags; int fd;
+    const char *op;           /* the journal's name of what is made */
+};
 
 static int make_mknod(int dfd, const char *name, void *arg)
 {
@@ -351,6 +368,7 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct ovl_handle *h = NULL;
     int rc;
 
+    bool setid = a->mode & (S_ISUID | S_ISGID);
     a->mode &= ~(mode_t)(S_ISUID | S_ISGID);
     a->fd = -1;
     if (fi && !(h = calloc(1, sizeof(*h)))) {
@@ -372,6 +390,10 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
         fuse_reply_err(req, -rc);
         return;
     }
+    pid_t pid = fuse_req_ctx(req)->pid;
+    ev_op(fs, a->op, s.rel, NULL, pid, a->target);
+    if (setid)
+        ev_op(fs, "denied", s.rel, NULL, pid, "set-id bits stripped");
     if (!fi) {
         fuse_reply_entry(req, &ep);
         return;
@@ -380,7 +402,8 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
     h->layer = s.layer;
     h->dev = s.e.st.st_dev;
     h->ino = s.e.st.st_ino;
-    h->pid = fuse_req_ctx(req)->pid;
+    h->pid = pid;
+    h->id = __atomic_add_fetch(&fs->next_handle, 1, __ATOMIC_RELAXED);
     h->path = strdup(s.rel);
     h->node = node_get(fs, ep.ino);
     handle_track(fs, h);
@@ -394,10 +417,11 @@ static void ovl_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
                       mode_t mode, dev_t rdev)
 {
     if (!S_ISREG(mode) && !S_ISFIFO(mode) && !S_ISSOCK(mode)) {
+        ev_op(FS(req), "denied", NULL, NULL, fuse_req_ctx(req)->pid, "device node");
         fuse_reply_err(req, EPERM);  /* no device nodes on a shared volume */
         return;
     }
-    struct make_node_arg a = { .mode = mode, .rdev = 0 };
+    struct make_node_arg a = { .mode = mode, .rdev = 0, .op = "create" };
     (void)rdev;
     create_common(req, parent, name, make_mknod, &a, NULL);
 }
@@ -405,14 +429,14 @@ static void ovl_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void ovl_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
                       mode_t mode)
 {
-    struct make_node_arg a = { .mode = mode & 07777 };
+    struct make_node_arg a = { .mode = mode & 07777, .op = "mkdir" };
     create_common(req, parent, name, make_mkdir, &a, NULL);
 }
 
 static void ovl_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
                         const char *name)
 {
-    struct make_node_arg a = { .target = link };
+    struct make_node_arg a = { .target = link, .op = "symlink" };
     create_common(req, parent, name, make_symlink, &a, NULL);
 }
 
@@ -422,6 +446,7 @@ static void ovl_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     struct make_node_arg a = {
         .mode = mode & 07777,
         .flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC),
+        .op = "create",
     };
     create_common(req, parent, name, make_create, &a, fi);
 }
@@ -444,19 +469,35 @@ static void ovl_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
         fuse_reply_err(req, -rc);
         return;
     }
+    ev_op(fs, "link", s.rel, NULL, fuse_req_ctx(req)->pid, NULL);
     /* Each name is its own kernel inode here: the source's cached link
      * count is stale now. Attributes only, so no inode lock is needed. */
     fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
     fuse_reply_entry(req, &ep);
 }
 
+/* The view path of (parent, name) into rel (for the journal); "" when it
+ * cannot be had. Caller holds the namespace lock. */
+static void child_rel(struct ovl_fs *fs, fuse_ino_t parent, const char *name,
+                      char *rel, size_t len)
+{
+    char prel[PATH_MAX];
+    if (!ev_on(fs) || node_path(node_get(fs, parent), prel, sizeof(prel)) < 0 ||
+        ovl_join(rel, len, prel, name) < 0)
+        rel[0] = '\0';
+}
+
 static void remove_common(fuse_req_t req, fuse_ino_t parent, const char *name,
                           bool dir)
 {
     struct ovl_fs *fs = FS(req);
+    char rel[PATH_MAX];
     WR(fs);
+    child_rel(fs, parent, name, rel, sizeof(rel));
     int rc = dir_unlink(fs, node_get(fs, parent), name, dir);
     UN(fs);
+    if (rc == 0)
+        ev_op(fs, dir ? "rmdir" : "unlink", rel, NULL, fuse_req_ctx(req)->pid, NULL);
     fuse_reply_err(req, -rc);
 }
 
@@ -475,10 +516,16 @@ static void ovl_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
                        unsigned int flags)
 {
     struct ovl_fs *fs = FS(req);
+    char from[PATH_MAX], to[PATH_MAX];
     WR(fs);
+    child_rel(fs, parent, name, from, sizeof(from));
+    child_rel(fs, newparent, newname, to, sizeof(to));
     int rc = dir_rename(fs, node_get(fs, parent), name,
                         node_get(fs, newparent), newname, flags);
     UN(fs);
+    if (rc == 0)
+        ev_op(fs, "rename", from, to, fuse_req_ctx(req)->pid,
+              (flags & RENAME_EXCHANGE) ? "exchange" : NULL);
     fuse_reply_err(req, -rc);
 }
 
@@ -530,6 +577,7 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     h->pid = fuse_req_ctx(req)->pid;
+    h->id = __atomic_add_fetch(&fs->next_handle, 1, __ATOMIC_RELAXED);
     /* A write-open may copy up, which changes the namespace. */
     if (writes) WR(fs); else RD(fs);
     enum pclass cls = PCLASS_PRIVATE;
@@ -539,6 +587,15 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         free(h);
         fuse_reply_err(req, -rc);
         return;
+    }
+    if (ev_on(fs)) {
+        char comm[32];
+        struct journal_event ev = ev_blank("open");
+        ev.pid = h->pid;
+        ev.comm = ev_comm(fs, h->pid, comm, sizeof(comm));
+        ev.handle = (int64_t)h->id;
+        ev.detail = writes ? "write" : "read";
+        ev_log(fs, &ev, h->path, NULL);
     }
     fi->fh = (uintptr_t)h;
     /* Each mount has its own page cache: a shared file is read and written
@@ -556,6 +613,7 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
     (void)ino;
     __atomic_add_fetch(&FS(req)->bytes_read, size, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&HANDLE(fi)->bytes_read, size, __ATOMIC_RELAXED);
     buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     buf.buf[0].fd = HANDLE(fi)->fd;
     buf.buf[0].pos = off;
@@ -603,6 +661,7 @@ static void ovl_write_buf(fuse_req_t req, fuse_ino_t ino,
         return;
     }
     __atomic_add_fetch(&fs->bytes_written, (uint64_t)n, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->bytes_written, (uint64_t)n, __ATOMIC_RELAXED);
     fuse_reply_write(req, (size_t)n);
 }
 
@@ -616,9 +675,21 @@ static void ovl_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void ovl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    struct ovl_fs *fs = FS(req);
+    struct ovl_handle *h = HANDLE(fi);
     (void)ino;
-    lockops_release_handle(FS(req), fi);
-    handle_free(FS(req), HANDLE(fi));
+    if (ev_on(fs)) {
+        char comm[32];
+        struct journal_event ev = ev_blank("close");
+        ev.pid = h->pid;
+        ev.comm = ev_comm(fs, h->pid, comm, sizeof(comm));
+        ev.handle = (int64_t)h->id;
+        ev.bytes_read = (int64_t)__atomic_load_n(&h->bytes_read, __ATOMIC_RELAXED);
+        ev.bytes_written = (int64_t)__atomic_load_n(&h->bytes_written, __ATOMIC_RELAXED);
+        ev_log(fs, &ev, h->path, NULL);
+    }
+    lockops_release_handle(fs, fi);
+    handle_free(fs, h);
     fuse_reply_err(req, 0);
 }
 

@@ -98,6 +98,9 @@ struct ovl_fs {
     uint64_t bytes_read;      /* atomic: bytes requested by reads */
     uint64_t bytes_written;   /* atomic */
     struct quota quota;       /* private upper + temp of this agent */
+    pid_t comm_pid;           /* handle_lock: the last process named... */
+    char comm[32];            /* handle_lock: ...and its name (events) */
+    uint64_t next_handle;     /* atomic: handle ids for the journal */
 };
 
 /* An open file of the view. */
@@ -109,6 +112,8 @@ struct ovl_handle {
     pid_t pid;                /* the process that opened it */
     char *path;               /* its path in the view when opened */
     struct ovl_node *node;    /* the kernel holds it while the file is open */
+    uint64_t id;              /* its number in the journal */
+    uint64_t bytes_read, bytes_written;   /* atomic: through this handle */
     uint64_t *lk_owners;      /* handle_lock: lock owners that took POSIX or
                                  OFD locks through this open file */
     unsigned n_lk_owners;     /* handle_lock */

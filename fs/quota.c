@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs/events.h"
 #include "fs/ovl_i.h"
 #include "fs/quota.h"
 
@@ -85,10 +86,13 @@ int quota_charge(struct ovl_fs *fs, int64_t bytes, int64_t inodes)
 {
     if (!quota_on(fs))
         return 0;
-    if (!add_within(&fs->quota.inodes_used, inodes, fs->quota.inodes_limit))
+    if (!add_within(&fs->quota.inodes_used, inodes, fs->quota.inodes_limit)) {
+        ev_op(fs, "quota_hit", NULL, NULL, 0, "inodes");
         return -EDQUOT;
+    }
     if (!add_within(&fs->quota.bytes_used, bytes, fs->quota.bytes_limit)) {
         add_within(&fs->quota.inodes_used, -inodes, 0);
+        ev_op(fs, "quota_hit", NULL, NULL, 0, "bytes");
         return -EDQUOT;
     }
     return 0;

@@ -4,6 +4,7 @@
  * announced by STATE/sessions/N while it lives and recorded in
  * STATE/sessions.log when it ends, so a crashed daemon's sessions can be
  * found and closed by recovery. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "fs/daemon_i.h"
+#include "fs/events.h"
 #include "fs/lockops.h"
 #include "fs/log.h"
 #include "fs/ops.h"
@@ -173,6 +175,7 @@ static int sess_mount(struct daemon *d, const struct sess_opts *o, uint64_t id,
     }
     log_say("session %llu: agent %s mounted at %s%s", (unsigned long long)id,
             s->agent, s->mountpoint, s->ephemeral ? " (ephemeral)" : "");
+    ev_op(&s->fs, "session_start", NULL, NULL, 0, s->mountpoint);
     *out = s;
     return 0;
 
@@ -245,6 +248,75 @@ int sess_umount(struct session *s, bool lazy, const char *reason)
     return 0;
 }
 
+/* Journals what a session leaves behind: every temp file, with its size;
+ * every file still open, with the process that held it; the locks and
+ * leases it still held. */
+static void temp_left(struct ovl_fs *fs, int dirfd, const char *rel)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+    struct dirent *de;
+    if (!dir) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((de = readdir(dir))) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+            ovl_join(path, sizeof(path), rel, de->d_name) < 0 ||
+            fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = openat(fd, de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0) {
+                temp_left(fs, sub, path);
+                close(sub);
+            }
+            continue;
+        }
+        struct journal_event ev = ev_blank("temp_left");
+        ev.size = st.st_size;
+        ev_log(fs, &ev, path, NULL);
+    }
+    closedir(dir);
+}
+
+static void journal_leftovers(struct session *s, unsigned nlocks, unsigned nleases)
+{
+    struct ovl_fs *fs = &s->fs;
+    char detail[64];
+    if (!ev_on(fs))
+        return;
+    temp_left(fs, fs->temp_fd, "");
+    pthread_mutex_lock(&fs->handle_lock);
+    for (struct ovl_handle *h = fs->handles; h; h = h->next) {
+        char p[64], comm[32] = "";
+        snprintf(p, sizeof(p), "/proc/%d/comm", (int)h->pid);
+        FILE *f = fopen(p, "re");
+        if (f) {
+            if (fgets(comm, sizeof(comm), f))
+                comm[strcspn(comm, "\n")] = '\0';
+            fclose(f);
+        }
+        struct journal_event ev = ev_blank("handle_left");
+        ev.pid = h->pid;
+        ev.comm = comm;
+        ev.handle = (int64_t)h->id;
+        ev_log(fs, &ev, h->path, NULL);
+    }
+    pthread_mutex_unlock(&fs->handle_lock);
+    if (nlocks) {
+        snprintf(detail, sizeof(detail), "%u lock(s)", nlocks);
+        ev_op(fs, "lock_left", NULL, NULL, 0, detail);
+    }
+    if (nleases) {
+        snprintf(detail, sizeof(detail), "%u lease(s) at session end", nleases);
+        ev_op(fs, "lease_release", NULL, NULL, 0, detail);
+    }
+}
+
 void sess_reap(struct session *s)
 {
     struct daemon *d = s->d;
@@ -253,11 +325,12 @@ void sess_reap(struct session *s)
 
     /* Parked lock requests are answered while the session still exists;
      * then closing the fd aborts what is left of the connection. */
-    lockops_session_end(&d->vol, s->id);
+    unsigned nlocks = lockops_session_end(&d->vol, s->id);
     unsigned nl = lease_release_agent(d->vol.leases, s->agent);
     if (nl)
         log_say("session %llu: released %u lease(s) of %s", (unsigned long long)s->id,
                 nl, s->agent);
+    journal_leftovers(s, nlocks, nl);
     fuse_session_destroy(s->se);
     view_close(&s->fs);
     if (s->ephemeral) {
@@ -280,6 +353,13 @@ void sess_reap(struct session *s)
     }
     log_say("session %llu: agent %s ended (%s)", (unsigned long long)s->id,
             s->agent, s->end_reason);
+    if (d->vol.journal) {
+        struct journal_event ev = ev_blank("session_end");
+        ev.agent = s->agent;
+        ev.session = s->id;
+        ev.detail = s->end_reason;
+        journal_log(d->vol.journal, &ev);
+    }
     free(s->mountpoint);
     free(s);
 }

@@ -14,6 +14,7 @@ struct ovl_fs;
 struct lk_table;
 struct lk_waiter;
 struct lease_table;
+struct journal;
 
 struct volume {
     char *state_dir;          /* absolute */
@@ -30,6 +31,7 @@ struct volume {
     struct ovl_fs *views;     /* views_lock: every open view */
     struct lk_table *locks;   /* fcntl/OFD/flock locks of every view */
     struct lease_table *leases;     /* advisory leases of every view */
+    struct journal *journal;  /* the daemon's event journal; NULL: none */
     pthread_mutex_t lk_wait_mu;
     struct lk_waiter *lk_waiters;   /* lk_wait_mu: parked lock requests */
 };
