@@ -177,8 +177,9 @@ struct journal_leak_opts {
 typedef int (*journal_leak_fn)(void *arg, const struct journal_leak *l);
 
 /* Finds what was left behind, from the events (see docs/journal.md):
- * temp_left, handle_left and lock_left events, opens with no close in a
- * session that ended or died, opens in a live session older than
+ * temp_left, handle_left and lock_left events, opens (and creates with a
+ * handle) with no close in a session that ended or died, opens in a live
+ * session older than
  * o->open_max_us, lease_expire events, session_start with no session_end
  * in a session that is not live, and agent directories no session_start
  * ever named. Returns 0, fn's return, -ENOMEM, -EIO. */

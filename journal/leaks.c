@@ -5,9 +5,10 @@
  * name) and locks (lock_left); the lease table records leases that expired
  * instead of being released (lease_expire). Those are reported as they
  * are. Besides, from the events themselves:
- *   - an open whose handle has no later close, handle_left or open (a
- *     reused handle) in its session: left open when the session ended or
- *     died; in a live session, open longer than the threshold;
+ *   - an open (or a create that carries a handle) whose handle has no
+ *     later close, handle_left, open or create (a reused handle) in its
+ *     session: left open when the session ended or died; in a live
+ *     session, open longer than the threshold;
  *   - a session_start with no session_end, in a session that is not live:
  *     the daemon died and no recovery recorded the end;
  *   - a directory in STATE/agents that no session_start ever named (the
@@ -115,12 +116,13 @@ static int open_handles(struct leak_ctx *c, const char *wanted)
     journal_sql_add(&q, "SELECT " JOURNAL_COLS ", EXISTS (SELECT 1 FROM "
                     "events s WHERE s.op = 'session_end' AND "
                     "s.session = e.session) FROM events e "
-                    "WHERE e.op = 'open' AND e.handle IS NOT NULL");
+                    "WHERE e.op IN ('open', 'create') AND "
+                    "e.handle IS NOT NULL");
     scope(&q, c->o);
     journal_sql_add(&q, " AND NOT EXISTS (SELECT 1 FROM events n WHERE "
                     "n.session = e.session AND n.handle = e.handle AND "
                     "n.handle IS NOT NULL AND n.id > e.id AND "
-                    "n.op IN ('close', 'handle_left', 'open')) "
+                    "n.op IN ('close', 'handle_left', 'open', 'create')) "
                     "ORDER BY e.id");
     if ((rc = journal_sql_prepare(c->db, &q, &st)) < 0)
         return rc;

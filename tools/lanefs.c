@@ -4,13 +4,15 @@
 
 #include "tools/cli.h"
 
-extern const struct cli_cmd cli_cmd_lease, cli_cmd_claim, cli_cmd_leases;
+extern const struct cli_cmd cli_cmd_lease, cli_cmd_claim, cli_cmd_leases,
+    cli_cmd_journal;
 
 static const struct cli_cmd *const lanefs_cmds[] = {
     &cli_cmd_init, &cli_cmd_serve, &cli_cmd_mount, &cli_cmd_umount,
     &cli_cmd_status,
     &cli_cmd_agents, &cli_cmd_agent, &cli_cmd_recover,
     &cli_cmd_lease, &cli_cmd_claim, &cli_cmd_leases,
+    &cli_cmd_journal,
 };
 #define LANEFS_NCMDS (sizeof(lanefs_cmds) / sizeof(lanefs_cmds[0]))
 
