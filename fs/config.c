@@ -231,6 +231,11 @@ static int vol_handler(void *user, const char *section, const char *name,
         vol_set_version(p, value);
     else if (strcmp(section, "volume") == 0 && strcmp(name, "lower") == 0)
         vol_set_lower(p, value);
+    else if (strcmp(section, "volume") == 0 && strcmp(name, "journal") == 0) {
+        if (strcmp(value, "on") && strcmp(value, "off"))
+            vol_fail(p, -EINVAL, "journal must be on or off, not '%s'", value);
+        cfg->no_journal = strcmp(value, "off") == 0;
+    }
     else if (strcmp(section, "temp") == 0 && strcmp(name, "path") == 0)
         vol_add_path(p, &cfg->temp_paths, &cfg->n_temp_paths, "temp", value);
     else if (strcmp(section, "temp") == 0 && strcmp(name, "pattern") == 0)
@@ -349,8 +354,8 @@ static int vol_write_list(FILE *f, const char *key, char **list, size_t n)
 static int vol_write(FILE *f, const struct vol_config *cfg)
 {
     if (fprintf(f, "; lanefs volume configuration\n"
-                "[volume]\nversion = %d\nlower = %s\n",
-                VOL_CONF_VERSION, cfg->lower) < 0)
+                "[volume]\nversion = %d\nlower = %s\njournal = %s\n",
+                VOL_CONF_VERSION, cfg->lower, cfg->no_journal ? "off" : "on") < 0)
         return -EIO;
     if (fprintf(f, "\n[temp]\n") < 0 ||
         vol_write_list(f, "path", cfg->temp_paths, cfg->n_temp_paths) < 0 ||

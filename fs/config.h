@@ -6,6 +6,7 @@
  *   [volume]
  *   version = 1
  *   lower = /absolute/canonical/path
+ *   journal = off           ; optional: no event journal (default on)
  *   [temp]
  *   path = tmp              ; one line per --temp PATH, relative to the root
  *   pattern = *.tmp         ; one line per name pattern (fnmatch, one name)
@@ -30,6 +31,7 @@ struct vol_config {
     char **temp_paths;   size_t n_temp_paths;
     char **temp_patterns; size_t n_temp_patterns;
     char **shared_paths; size_t n_shared_paths;
+    bool no_journal;             /* [volume] journal = off */
 };
 
 /* Loads STATE/volume.conf into *cfg (zeroed first). Returns 0, or -errno with

@@ -13,13 +13,13 @@
 
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_LOWER = 256, OPT_TEMP, OPT_TEMP_PATTERN, OPT_SHARED, OPT_FORCE,
-       OPT_HELP };
+       OPT_NO_JOURNAL, OPT_HELP };
 
 static void init_usage(FILE *out)
 {
     fputs(
 "usage: lanefs init STATE --lower DIR [--temp PATH]... [--temp-pattern GLOB]...\n"
-"                   [--shared PATH]... [--force]\n"
+"                   [--shared PATH]... [--no-journal] [--force]\n"
 "\n"
 "Creates a volume: STATE/volume.conf, STATE/agents/ and STATE/shared/upper/.\n"
 "\n"
@@ -31,6 +31,7 @@ static void init_usage(FILE *out)
 "                       fnmatch(3) patterns over one name (repeatable;\n"
 "                       default: *.tmp *.part *.swp .~lock.*#)\n"
 "  --shared PATH        a directory all agents write in common (repeatable)\n"
+"  --no-journal         keep no event journal (STATE/journal.db)\n"
 "  --force              rewrite the configuration of an existing volume;\n"
 "                       its agents' data is kept\n"
 "  -h, --help           show this help\n", out);
@@ -175,6 +176,7 @@ static int init_run(int argc, char **argv)
         { "temp-pattern", required_argument, NULL, OPT_TEMP_PATTERN },
         { "shared",       required_argument, NULL, OPT_SHARED },
         { "force",        no_argument,       NULL, OPT_FORCE },
+        { "no-journal",   no_argument,       NULL, OPT_NO_JOURNAL },
         { "help",         no_argument,       NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -215,6 +217,9 @@ static int init_run(int argc, char **argv)
             break;
         case OPT_TEMP_PATTERN:
             ret = init_add_pattern(optarg, &cfg);
+            break;
+        case OPT_NO_JOURNAL:
+            cfg.no_journal = true;
             break;
         case OPT_FORCE:
             force = true;

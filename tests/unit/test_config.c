@@ -443,3 +443,18 @@ Test(agent_name, invalid)
     cr_assert_not(vol_agent_name_valid("a@b"));
     cr_assert_not(vol_agent_name_valid("é"));
 }
+
+Test(config, journal_switch)
+{
+    struct vol_config cfg;
+    char err[256];
+    cr_assert_eq(load_text(HEAD, &cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert(!cfg.no_journal, "the journal is on by default");
+    cfg.no_journal = true;
+    cr_assert_eq(vol_config_save(tdir, &cfg), 0);
+    vol_config_free(&cfg);
+    cr_assert_eq(vol_config_load(tdir, &cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert(cfg.no_journal, "journal = off did not survive a save and load");
+    vol_config_free(&cfg);
+    assert_refused(HEAD "journal = maybe\n", 4, "journal must be on or off");
+}
