@@ -151,6 +151,8 @@ void journal_stats_free(struct journal_stats *s);
 #define JOURNAL_LEAK_LEASE    "lease_expired"    /* lease that expired instead of being released */
 #define JOURNAL_LEAK_LOCK     "lock_left"        /* lock held at session end */
 #define JOURNAL_LEAK_SESSION  "session_unended"  /* started, never ended, not live */
+#define JOURNAL_LEAK_CRASH    "session_crashed"  /* ended by recovery after its daemon died
+                                                    (session_end "crash") */
 #define JOURNAL_LEAK_AGENT    "agent_unused"     /* STATE/agents/NAME with no session ever */
 
 struct journal_leak {
@@ -181,8 +183,8 @@ typedef int (*journal_leak_fn)(void *arg, const struct journal_leak *l);
  * handle) with no close in a session that ended or died, opens in a live
  * session older than
  * o->open_max_us, lease_expire events, session_start with no session_end
- * in a session that is not live, and agent directories no session_start
- * ever named. Returns 0, fn's return, -ENOMEM, -EIO. */
+ * in a session that is not live, session_end events whose reason (detail)
+ * is "crash", and agent directories no session_start ever named. Returns 0, fn's return, -ENOMEM, -EIO. */
 int journal_leaks(sqlite3 *db, const struct journal_leak_opts *o,
                   journal_leak_fn fn, void *arg);
 

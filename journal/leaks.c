@@ -10,7 +10,8 @@
  *     session: left open when the session ended or died; in a live
  *     session, open longer than the threshold;
  *   - a session_start with no session_end, in a session that is not live:
- *     the daemon died and no recovery recorded the end;
+ *     the daemon died and no recovery recorded the end; and a session_end
+ *     with reason "crash": recovery ended it after its daemon died;
  *   - a directory in STATE/agents that no session_start ever named (the
  *     agents table keeps the names past pruning). */
 #include <dirent.h>
@@ -82,14 +83,19 @@ static int run(struct leak_ctx *c, struct journal_sql *q, decide_fn decide,
     return rc;
 }
 
-/* Every event of one op, as a leak of kind. */
-static int by_op(struct leak_ctx *c, const char *op, const char *kind)
+/* Every event of one op (with detail, when not NULL), as a leak of kind. */
+static int by_op(struct leak_ctx *c, const char *op, const char *detail,
+                 const char *kind)
 {
     struct journal_sql q = { .len = 0 };
 
     journal_sql_add(&q, "SELECT " JOURNAL_COLS " FROM events e "
                     "WHERE e.op = ?");
     journal_sql_text(&q, op);
+    if (detail) {
+        journal_sql_add(&q, " AND e.detail = ?");
+        journal_sql_text(&q, detail);
+    }
     scope(&q, c->o);
     journal_sql_add(&q, " ORDER BY e.id");
     return run(c, &q, NULL, kind);
@@ -226,13 +232,14 @@ int journal_leaks(sqlite3 *db, const struct journal_leak_opts *o,
     if ((rc = journal_sql_err(sqlite3_exec(db, "BEGIN", NULL, NULL,
                                            NULL))) < 0)
         return rc;
-    if ((rc = by_op(&c, "temp_left", JOURNAL_LEAK_TEMP)) == 0 &&
-        (rc = by_op(&c, "handle_left", JOURNAL_LEAK_HANDLE)) == 0 &&
+    if ((rc = by_op(&c, "temp_left", NULL, JOURNAL_LEAK_TEMP)) == 0 &&
+        (rc = by_op(&c, "handle_left", NULL, JOURNAL_LEAK_HANDLE)) == 0 &&
         (rc = open_handles(&c, JOURNAL_LEAK_HANDLE)) == 0 &&
         (rc = open_handles(&c, JOURNAL_LEAK_OPEN)) == 0 &&
-        (rc = by_op(&c, "lease_expire", JOURNAL_LEAK_LEASE)) == 0 &&
-        (rc = by_op(&c, "lock_left", JOURNAL_LEAK_LOCK)) == 0 &&
-        (rc = unended_sessions(&c)) == 0)
+        (rc = by_op(&c, "lease_expire", NULL, JOURNAL_LEAK_LEASE)) == 0 &&
+        (rc = by_op(&c, "lock_left", NULL, JOURNAL_LEAK_LOCK)) == 0 &&
+        (rc = unended_sessions(&c)) == 0 &&
+        (rc = by_op(&c, "session_end", "crash", JOURNAL_LEAK_CRASH)) == 0)
         rc = unused_agents(&c);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     return rc;

@@ -75,8 +75,8 @@ static void journal_usage(FILE *out)
 "                  that died (pid, process), files open longer than\n"
 "                  --open-for (default 1h) in a live session, leases that\n"
 "                  expired instead of being released, locks held at session\n"
-"                  end, sessions that never ended, agent directories in\n"
-"                  STATE that no session ever used\n"
+"                  end, sessions that never ended or ended by a crash,\n"
+"                  agent directories in STATE that no session ever used\n"
 "  stats [FILTERS] [--json]\n"
 "                  per agent: sessions, events, opens, creations, removals,\n"
 "                  bytes read and written, copy-ups, denials, quota hits,\n"
@@ -798,6 +798,8 @@ static void leak_what(char *buf, size_t len, const struct journal_leak *l)
                  strcmp(r->op, "open") == 0 ? ", never closed" : "");
     } else if (strcmp(l->kind, JOURNAL_LEAK_SESSION) == 0) {
         snprintf(buf, len, "started, no end");
+    } else if (strcmp(l->kind, JOURNAL_LEAK_CRASH) == 0) {
+        snprintf(buf, len, "its daemon died");
     } else {
         cell(buf, len, detail ? detail : "");
     }

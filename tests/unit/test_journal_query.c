@@ -339,7 +339,7 @@ Test(journal_leaks, every_kind)
     char *dir = tj_dir();
     struct journal *j = NULL;
     static const char *const agents[] = { "alpha", "beta", "gamma", "delta",
-                                          NULL };
+                                          "epsilon", NULL };
     mkdirs(dir, agents);
     cr_assert_eq(journal_open(dir, 0, &j), 0);
     /* alpha, session 1: ended, with leftovers */
@@ -373,6 +373,12 @@ Test(journal_leaks, every_kind)
     log_ev(j, "session_start", "gamma", 3, NULL, -1);
     log_ev(j, "open", "gamma", 3, "/old", 5);
     log_ev(j, "open", "gamma", 3, "/new", 6);
+    /* epsilon, session 4: its daemon died, recovery ended it */
+    log_ev(j, "session_start", "epsilon", 4, NULL, -1);
+    log_ev(j, "open", "epsilon", 4, "/e", 7);
+    ev = tj_ev("session_end", "epsilon", 4, NULL);
+    ev.detail = "crash";
+    journal_log(j, &ev);
     journal_close(j);
     sqlite3 *rw = tj_rw(dir);
     tj_exec(rw, "UPDATE events SET ts = ts - 7200000000 WHERE path = '/old'");
@@ -383,10 +389,12 @@ Test(journal_leaks, every_kind)
                      "handle_left alpha /r2 77 tail|"
                      "handle_left alpha /kept 1001 worker|"
                      "handle_left beta /b 1004 worker|"
+                     "handle_left epsilon /e 1007 worker|"
                      "handle_open_long gamma /old 1005 worker|"
                      "lease_expired beta /in/f1 -1 -|"
                      "lock_left alpha /db 78 sqlite3|"
                      "session_unended beta - -1 -|"
+                     "session_crashed epsilon - -1 -|"
                      "agent_unused delta - -1 -|");
     cr_assert_str_eq(leaks_of(dir, "beta", 0),
                      "handle_left beta /b 1004 worker|"
