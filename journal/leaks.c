@@ -4,7 +4,9 @@
  * (temp_left, with size), open files (handle_left, with pid and process
  * name) and locks (lock_left); the lease table records leases that expired
  * instead of being released (lease_expire). Those are reported as they
- * are. Besides, from the events themselves:
+ * are, except that a handle_left without a process name (its process was
+ * gone by then) takes the pid and name of its handle's open. Besides, from
+ * the events themselves:
  *   - an open (or a create that carries a handle) whose handle has no
  *     later close, handle_left, open or create (a reused handle) in its
  *     session: left open when the session ended or died; in a live
@@ -54,6 +56,42 @@ static void scope(struct journal_sql *q, const struct journal_leak_opts *o)
     }
 }
 
+/* A handle_left event logged after its process was gone has no process
+ * name (and maybe no pid): take them from the open of that handle. */
+static int fill_from_open(struct leak_ctx *c, const struct journal_row *r)
+{
+    struct journal_row f = *r;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((r->comm && *r->comm && r->pid >= 0) || r->handle < 0 || !r->session)
+        return emit(c, JOURNAL_LEAK_HANDLE, r);
+    rc = journal_sql_err(sqlite3_prepare_v2(c->db, "SELECT pid, comm FROM "
+                                            "events WHERE session = ?1 AND "
+                                            "handle = ?2 AND id < ?3 AND "
+                                            "op IN ('open', 'create') "
+                                            "ORDER BY id DESC LIMIT 1", -1,
+                                            &st, NULL));
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, (int64_t)r->session);
+    sqlite3_bind_int64(st, 2, r->handle);
+    sqlite3_bind_int64(st, 3, r->id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (f.pid < 0 && sqlite3_column_type(st, 0) == SQLITE_INTEGER)
+            f.pid = sqlite3_column_int64(st, 0);
+        if ((!f.comm || !*f.comm) && sqlite3_column_type(st, 1) == SQLITE_TEXT)
+            f.comm = (const char *)sqlite3_column_text(st, 1);
+        rc = emit(c, JOURNAL_LEAK_HANDLE, &f);
+    } else {
+        rc = rc == SQLITE_DONE ? emit(c, JOURNAL_LEAK_HANDLE, r)
+                               : journal_sql_err(rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* Runs q; per row, decide(c, row, extra column) returns the kind to report
  * or NULL. */
 typedef const char *(*decide_fn)(struct leak_ctx *c,
@@ -73,7 +111,11 @@ static int run(struct leak_ctx *c, struct journal_sql *q, decide_fn decide,
         const char *k = decide ? decide(c, &r, sqlite3_column_int64(st,
                                                                     JOURNAL_NCOLS))
                                : kind;
-        if (k && (rc = emit(c, k, &r)) != 0) {
+        if (k && strcmp(k, JOURNAL_LEAK_HANDLE) == 0 && !decide)
+            rc = fill_from_open(c, &r);
+        else
+            rc = k ? emit(c, k, &r) : 0;
+        if (rc != 0) {
             sqlite3_finalize(st);
             return rc;
         }

@@ -66,7 +66,8 @@ static void journal_usage(FILE *out)
 "                  event as it is written, until interrupted\n"
 "  query [FILTERS] [--limit N] [--json]\n"
 "                  the events that match every filter, oldest first\n"
-"  timeline PATH [--agent A] [--session N] [--since T] [--until T] [--json]\n"
+"  timeline PATH [--agent A] [--op OP] [--session N] [--since T]\n"
+"                  [--until T] [--json]\n"
 "                  every agent's operations on PATH (a path in the agents'\n"
 "                  views, like /tmp/x; also as rename or link target)\n"
 "  leaks [--agent A] [--session N] [--open-for T] [--json]\n"
@@ -127,7 +128,8 @@ static int verify_run(struct jargs *a);
 static const struct jcmd jcmds[] = {
     { "tail", A_JSON | A_FILTERS | A_TAIL, false, tail_run },
     { "query", A_JSON | A_FILTERS | A_LIMIT, false, query_run },
-    { "timeline", A_JSON | A_AGENT | A_SESSION | A_TIME, true, query_run },
+    { "timeline", A_JSON | A_AGENT | A_OP | A_SESSION | A_TIME, true,
+      query_run },
     { "leaks", A_JSON | A_AGENT | A_SESSION | A_OPEN_FOR, false, leaks_run },
     { "stats", A_JSON | A_FILTERS, false, stats_run },
     { "export", A_FORMAT | A_FILTERS, false, export_run },
