@@ -32,7 +32,7 @@
 #define H_CMD_TIMEOUT_MS   60000
 #define H_MOUNT_WAIT_MS    30000
 
-#define H_MAX_MOUNTS 24
+#define H_MAX_MOUNTS 110
 
 struct h_mount {
     char agent[80];
@@ -71,7 +71,7 @@ const char *h_errname(int e);
 
 struct h_res {
     int code;           /* exit status, 128+signal, or -1 on timeout */
-    char out[8192];     /* stdout, truncated, NUL-terminated */
+    char out[65536];    /* stdout, truncated, NUL-terminated */
     char err[8192];     /* stderr, truncated, NUL-terminated */
 };
 
