@@ -1,0 +1,536 @@
+/* Read scheduler: deficit round robin + token buckets. See sched.h and
+ * docs/readengine.md for the algorithm and why. */
+#include "fs/sched.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_PER_S      1000000000ULL
+#define QUANTUM_UNIT  1024ULL           /* bytes of quantum per weight */
+/* Tokens are int64_t: keep bursts and single charges far from overflow. */
+#define TOKENS_MAX    (INT64_C(1) << 60)
+
+/* A token bucket. The balance may go negative (a read larger than what is
+ * left is let through and paid back later), so any read size works and the
+ * long-run rate is exact: an agent dispatches only while its balance is
+ * positive. rate == 0 means no limit. */
+struct bucket {
+    uint64_t rate;      /* units (bytes or reads) per second */
+    int64_t burst;      /* the balance never exceeds this */
+    int64_t tokens;
+    uint64_t rem;       /* refill remainder, in units * ns (< NS_PER_S) */
+    uint64_t last_ns;   /* refilled up to */
+};
+
+struct link {
+    struct link *prev, *next;
+};
+
+struct agent {
+    uint64_t id;
+    struct sched_limits lim;
+    uint64_t quantum;
+    uint64_t deficit;
+    bool in_turn;       /* got this round's quantum and is being served */
+    bool active;        /* backlogged: on the round-robin ring */
+    bool eligible;      /* scratch for one pass of drr_pick */
+    struct link ring;
+    struct sched_item *head, *tail;
+    struct bucket rate, iops, res;
+    struct sched_stats st;
+};
+
+struct sched {
+    struct agent **agents;  /* sorted by id */
+    size_t n, cap;
+    struct link ring;       /* backlogged agents; the head is served next */
+    size_t nactive;
+    size_t nres;            /* agents with a reservation */
+    struct bucket vol;
+    uint64_t now;           /* the latest time we were given */
+};
+
+#define RING_AGENT(l) ((struct agent *)((char *)(l) - offsetof(struct agent, ring)))
+
+static int64_t clamp_units(uint64_t v)
+{
+    return v > (uint64_t)TOKENS_MAX ? TOKENS_MAX : (int64_t)v;
+}
+
+static void bucket_refill(struct bucket *b, uint64_t now)
+{
+    if (!b->rate || now <= b->last_ns)
+        return;
+    uint64_t dt = now - b->last_ns;
+    b->last_ns = now;
+    if (b->tokens >= b->burst) {
+        b->rem = 0;
+        return;
+    }
+    unsigned __int128 add = (unsigned __int128)b->rate * dt + b->rem;
+    unsigned __int128 whole = add / NS_PER_S;
+    uint64_t room = (uint64_t)(b->burst - b->tokens);
+    if (whole >= room) {
+        b->tokens = b->burst;       /* full: nothing more is banked */
+        b->rem = 0;
+    } else {
+        b->tokens += (int64_t)whole;
+        b->rem = (uint64_t)(add % NS_PER_S);
+    }
+}
+
+static bool bucket_ok(const struct bucket *b)
+{
+    return !b->rate || b->tokens >= 1;
+}
+
+/* ns until the balance reaches 1 (the bucket must be refilled to now). */
+static uint64_t bucket_wait(const struct bucket *b)
+{
+    if (bucket_ok(b))
+        return 0;
+    unsigned __int128 need = (unsigned __int128)(uint64_t)(1 - b->tokens) * NS_PER_S;
+    need = need > b->rem ? need - b->rem : 0;
+    unsigned __int128 w = (need + b->rate - 1) / b->rate;
+    return w >= UINT64_MAX ? UINT64_MAX - 1 : (uint64_t)w;
+}
+
+static void bucket_charge(struct bucket *b, uint64_t units)
+{
+    if (b->rate)
+        b->tokens -= clamp_units(units);
+    if (b->tokens < -TOKENS_MAX)
+        b->tokens = -TOKENS_MAX;
+}
+
+/* Sets the rate live. A bucket that had no limit starts full, like a new
+ * agent's; one that had keeps its balance, cut to the new burst. */
+static void bucket_set(struct bucket *b, uint64_t rate, uint64_t burst, uint64_t now)
+{
+    bool was = b->rate != 0;
+    bucket_refill(b, now);
+    b->rate = rate;
+    b->burst = clamp_units(burst ? burst : 1);
+    if (!rate) {
+        b->tokens = 0;
+        b->rem = 0;
+        return;
+    }
+    if (!was) {
+        b->tokens = b->burst;
+        b->rem = 0;
+        b->last_ns = now;
+    } else if (b->tokens > b->burst) {
+        b->tokens = b->burst;
+        b->rem = 0;
+    }
+}
+
+/* ---- agents ---- */
+
+static size_t agent_pos(const struct sched *s, uint64_t id, bool *found)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->agents[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < s->n && s->agents[lo]->id == id;
+    return lo;
+}
+
+static struct agent *agent_get(const struct sched *s, uint64_t id)
+{
+    bool found;
+    size_t i = agent_pos(s, id, &found);
+    return found ? s->agents[i] : NULL;
+}
+
+static int limits_check(const struct sched_limits *l)
+{
+    if (l->weight > SCHED_WEIGHT_MAX)
+        return -EINVAL;
+    if (l->rate_bps && l->reserve_bps > l->rate_bps)
+        return -EINVAL;     /* a guarantee the limit forbids */
+    return 0;
+}
+
+static void agent_apply(struct sched *s, struct agent *a, const struct sched_limits *l)
+{
+    bool had_res = a->lim.reserve_bps != 0;
+    a->lim = *l;
+    if (!a->lim.weight)
+        a->lim.weight = SCHED_WEIGHT_DEFAULT;
+    a->quantum = (uint64_t)a->lim.weight * QUANTUM_UNIT;
+    /* Limits allow a one-second burst. The reservation's burst is shorter
+     * (100 ms): it buys priority over other agents, and an agent returning
+     * from idle must not bring much of that with it. */
+    bucket_set(&a->rate, l->rate_bps, l->rate_bps, s->now);
+    bucket_set(&a->iops, l->iops, l->iops, s->now);
+    bucket_set(&a->res, l->reserve_bps, l->reserve_bps / 10, s->now);
+    s->nres += (size_t)(l->reserve_bps != 0) - (size_t)had_res;
+}
+
+static void ring_add_tail(struct sched *s, struct agent *a)
+{
+    a->ring.prev = s->ring.prev;
+    a->ring.next = &s->ring;
+    s->ring.prev->next = &a->ring;
+    s->ring.prev = &a->ring;
+    a->active = true;
+    s->nactive++;
+}
+
+static void ring_del(struct sched *s, struct agent *a)
+{
+    a->ring.prev->next = a->ring.next;
+    a->ring.next->prev = a->ring.prev;
+    a->ring.prev = a->ring.next = NULL;
+    a->active = false;
+    s->nactive--;
+}
+
+/* Head to tail: the next agent's turn. */
+static void ring_rotate(struct sched *s)
+{
+    struct agent *a = RING_AGENT(s->ring.next);
+    ring_del(s, a);
+    ring_add_tail(s, a);
+}
+
+/* ---- public ---- */
+
+struct sched *sched_new(uint64_t volume_rate_bps)
+{
+    struct sched *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->ring.prev = s->ring.next = &s->ring;
+    bucket_set(&s->vol, volume_rate_bps, volume_rate_bps, 0);
+    return s;
+}
+
+void sched_free(struct sched *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->agents[i]);
+    free(s->agents);
+    free(s);
+}
+
+void sched_set_volume_rate(struct sched *s, uint64_t volume_rate_bps)
+{
+    bucket_set(&s->vol, volume_rate_bps, volume_rate_bps, s->now);
+}
+
+int sched_agent_add(struct sched *s, uint64_t agent, const struct sched_limits *l)
+{
+    static const struct sched_limits none;
+    bool found;
+
+    if (!l)
+        l = &none;
+    if (limits_check(l) < 0)
+        return -EINVAL;
+    size_t i = agent_pos(s, agent, &found);
+    if (found)
+        return -EEXIST;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        struct agent **v = realloc(s->agents, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        s->agents = v;
+        s->cap = cap;
+    }
+    struct agent *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->id = agent;
+    agent_apply(s, a, l);
+    memmove(&s->agents[i + 1], &s->agents[i], (s->n - i) * sizeof(*s->agents));
+    s->agents[i] = a;
+    s->n++;
+    return 0;
+}
+
+int sched_agent_set(struct sched *s, uint64_t agent, const struct sched_limits *l)
+{
+    static const struct sched_limits none;
+    struct agent *a = agent_get(s, agent);
+
+    if (!a)
+        return -ENOENT;
+    if (!l)
+        l = &none;
+    if (limits_check(l) < 0)
+        return -EINVAL;
+    agent_apply(s, a, l);
+    return 0;
+}
+
+struct sched_item *sched_agent_remove(struct sched *s, uint64_t agent)
+{
+    bool found;
+    size_t i = agent_pos(s, agent, &found);
+    if (!found)
+        return NULL;
+    struct agent *a = s->agents[i];
+    struct sched_item *list = a->head;
+    if (a->active)
+        ring_del(s, a);
+    if (a->lim.reserve_bps)
+        s->nres--;
+    memmove(&s->agents[i], &s->agents[i + 1], (s->n - i - 1) * sizeof(*s->agents));
+    s->n--;
+    free(a);
+    return list;
+}
+
+int sched_enqueue(struct sched *s, uint64_t agent, struct sched_item *it, uint64_t now_ns)
+{
+    struct agent *a = agent_get(s, agent);
+    if (!a)
+        return -ENOENT;
+    if (now_ns > s->now)
+        s->now = now_ns;
+    it->enq_ns = now_ns;
+    it->next = NULL;
+    if (a->tail)
+        a->tail->next = it;
+    else
+        a->head = it;
+    a->tail = it;
+    a->st.depth++;
+    if (!a->active) {
+        /* Joins at the back of the round with nothing in hand. */
+        a->deficit = 0;
+        a->in_turn = false;
+        ring_add_tail(s, a);
+    }
+    return 0;
+}
+
+/* Whether the agent's own limits let it dispatch now; refills them. */
+static bool agent_ok(struct agent *a, uint64_t now)
+{
+    bucket_refill(&a->rate, now);
+    bucket_refill(&a->iops, now);
+    return bucket_ok(&a->rate) && bucket_ok(&a->iops);
+}
+
+static uint64_t agent_wait(const struct agent *a)
+{
+    uint64_t w1 = bucket_wait(&a->rate), w2 = bucket_wait(&a->iops);
+    return w1 > w2 ? w1 : w2;
+}
+
+static uint64_t min_agent_wait(struct sched *s, uint64_t now)
+{
+    uint64_t w = UINT64_MAX;
+    for (struct link *l = s->ring.next; l != &s->ring; l = l->next) {
+        struct agent *a = RING_AGENT(l);
+        uint64_t aw = agent_ok(a, now) ? 0 : agent_wait(a);
+        if (aw < w)
+            w = aw;
+    }
+    return w;
+}
+
+/* An agent under its reservation and within its limits, the one whose head
+ * read has waited longest; NULL if none. */
+static struct agent *pick_reserved(struct sched *s, uint64_t now)
+{
+    struct agent *best = NULL;
+    for (struct link *l = s->ring.next; l != &s->ring; l = l->next) {
+        struct agent *a = RING_AGENT(l);
+        if (!a->res.rate)
+            continue;
+        bucket_refill(&a->res, now);
+        if (!bucket_ok(&a->res) || !agent_ok(a, now))
+            continue;
+        if (!best || a->head->enq_ns < best->head->enq_ns)
+            best = a;
+    }
+    return best;
+}
+
+/* Deficit round robin over the ring. Agents held by their own limits are
+ * passed over and lose their deficit (they are not in a position to use
+ * their turn, and must not bank it). NULL when every backlogged agent is
+ * held; *wait_ns is then the shortest of their waits. */
+static struct agent *drr_pick(struct sched *s, uint64_t now, uint64_t *wait_ns)
+{
+    size_t visits = 0, eligible = 0;
+    uint64_t minwait = UINT64_MAX, minrounds = UINT64_MAX;
+
+    for (;;) {
+        struct agent *a = RING_AGENT(s->ring.next);
+        a->eligible = agent_ok(a, now);
+        if (!a->eligible) {
+            a->deficit = 0;
+            a->in_turn = false;
+            uint64_t w = agent_wait(a);
+            if (w < minwait)
+                minwait = w;
+        } else {
+            if (!a->in_turn) {
+                a->deficit += a->quantum;
+                a->in_turn = true;
+            }
+            if (a->deficit >= a->head->bytes)
+                return a;       /* stays at the head while its turn lasts */
+            a->in_turn = false;
+            eligible++;
+            uint64_t r = (a->head->bytes - a->deficit + a->quantum - 1) / a->quantum;
+            if (r < minrounds)
+                minrounds = r;
+        }
+        ring_rotate(s);
+        if (++visits < s->nactive)
+            continue;
+        /* A whole round without a dispatch (the ring is back where it
+         * started). */
+        if (!eligible) {
+            *wait_ns = minwait;
+            return NULL;
+        }
+        /* Every eligible agent's head read is larger than its deficit (big
+         * reads, small quanta): grant at once the rounds in which nobody
+         * could dispatch, exactly as walking them would. */
+        if (minrounds > 1)
+            for (struct link *l = s->ring.next; l != &s->ring; l = l->next)
+                if (RING_AGENT(l)->eligible)
+                    RING_AGENT(l)->deficit += (minrounds - 1) * RING_AGENT(l)->quantum;
+        visits = eligible = 0;
+        minrounds = UINT64_MAX;
+    }
+}
+
+struct sched_item *sched_next(struct sched *s, uint64_t now_ns, uint64_t *wait_ns, uint64_t *agent_out)
+{
+    uint64_t wdummy;
+    if (!wait_ns)
+        wait_ns = &wdummy;
+    if (now_ns > s->now)
+        s->now = now_ns;
+    if (!s->nactive) {
+        *wait_ns = UINT64_MAX;
+        return NULL;
+    }
+    bucket_refill(&s->vol, now_ns);
+    if (!bucket_ok(&s->vol)) {
+        uint64_t vw = bucket_wait(&s->vol), aw = min_agent_wait(s, now_ns);
+        *wait_ns = vw > aw ? vw : aw;
+        return NULL;
+    }
+
+    bool reserved = false;
+    struct agent *a = s->nres ? pick_reserved(s, now_ns) : NULL;
+    if (a)
+        reserved = true;
+    else if (!(a = drr_pick(s, now_ns, wait_ns)))
+        return NULL;
+
+    struct sched_item *it = a->head;
+    a->head = it->next;
+    if (!a->head)
+        a->tail = NULL;
+    it->next = NULL;
+
+    bucket_charge(&a->rate, it->bytes);
+    bucket_charge(&a->iops, 1);
+    bucket_charge(&s->vol, it->bytes);
+    if (reserved) {
+        bucket_charge(&a->res, it->bytes);
+    } else {
+        /* Bytes served by weight count toward the reservation too, so an
+         * agent gets the larger of its reservation and its fair share, not
+         * their sum. Down to minus one burst only: what it got above its
+         * reservation must not suspend the guarantee for long once others
+         * crowd it (at most 100 ms of refill). */
+        if (a->res.rate) {
+            int64_t floor = a->res.tokens < -a->res.burst ? a->res.tokens : -a->res.burst;
+            bucket_charge(&a->res, it->bytes);
+            if (a->res.tokens < floor)
+                a->res.tokens = floor;
+        }
+        a->deficit -= it->bytes;
+    }
+
+    a->st.bytes += it->bytes;
+    a->st.reads++;
+    a->st.queued_ns += now_ns > it->enq_ns ? now_ns - it->enq_ns : 0;
+    a->st.depth--;
+    if (!a->head) {
+        /* Idle agents bank no credit. */
+        ring_del(s, a);
+        a->deficit = 0;
+        a->in_turn = false;
+    }
+    *wait_ns = 0;
+    if (agent_out)
+        *agent_out = a->id;
+    return it;
+}
+
+int sched_stats(struct sched *s, uint64_t agent, struct sched_stats *out)
+{
+    struct agent *a = agent_get(s, agent);
+    if (!a)
+        return -ENOENT;
+    *out = a->st;
+    return 0;
+}
+
+int sched_parse_size(const char *s, uint64_t *out)
+{
+    uint64_t ip = 0, frac = 0, fdiv = 1, mult = 1, v;
+    const char *p = s;
+    bool has_frac = false;
+
+    if (!s || *p < '0' || *p > '9')
+        return -EINVAL;             /* empty, sign, space, ".5" */
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (__builtin_mul_overflow(ip, 10, &ip) ||
+            __builtin_add_overflow(ip, (uint64_t)(*p - '0'), &ip))
+            return -EINVAL;
+    if (*p == '.') {
+        has_frac = true;
+        p++;
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        /* Nine fraction digits are plenty below a T; further ones are
+         * checked and ignored. */
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (fdiv < NS_PER_S) {
+                frac = frac * 10 + (uint64_t)(*p - '0');
+                fdiv *= 10;
+            }
+    }
+    switch (*p) {
+    case 'k': case 'K': mult = 1ULL << 10; p++; break;
+    case 'm': case 'M': mult = 1ULL << 20; p++; break;
+    case 'g': case 'G': mult = 1ULL << 30; p++; break;
+    case 't': case 'T': mult = 1ULL << 40; p++; break;
+    default: break;
+    }
+    if (*p == 'b' || *p == 'B')
+        p++;
+    /* Trailing junk, or a fraction of a byte. */
+    if (*p || (has_frac && mult == 1))
+        return -EINVAL;
+    if (__builtin_mul_overflow(ip, mult, &v) ||
+        __builtin_add_overflow(v, (uint64_t)((unsigned __int128)frac * mult / fdiv), &v))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
