@@ -25,6 +25,7 @@
 #include "fs/daemon_i.h"
 #include "fs/leaseops.h"
 #include "fs/log.h"
+#include "fs/rengine.h"
 #include "locks/lease.h"
 
 #define CTL_VERSION   1
@@ -171,6 +172,23 @@ static bool get_count(struct conn *c, cJSON *req, const char *name,
     return true;
 }
 
+/* The read shaping fields of a request (all optional). */
+static bool get_limits(struct conn *c, cJSON *req, struct sched_limits *l)
+{
+    unsigned long long w, rate, iops, reserve;
+    if (!get_count(c, req, "weight", &w) || !get_count(c, req, "read_rate", &rate) ||
+        !get_count(c, req, "read_iops", &iops) ||
+        !get_count(c, req, "read_reserve", &reserve))
+        return false;
+    if (w > 10000) {
+        reply_err(c, EINVAL, "weight must be 1..10000, not %llu", w);
+        return false;
+    }
+    *l = (struct sched_limits){ .weight = (uint32_t)w, .rate_bps = rate,
+                                .iops = iops, .reserve_bps = reserve };
+    return true;
+}
+
 static void op_ping(struct daemon *d, struct conn *c)
 {
     cJSON *o = ok_obj();
@@ -191,7 +209,8 @@ static void op_mount(struct daemon *d, struct conn *c, cJSON *req)
         !get_string(c, req, "mountpoint", &o.mountpoint, true) ||
         !get_bool(c, req, "ephemeral", &o.ephemeral) ||
         !get_count(c, req, "quota_bytes", &o.quota_bytes) ||
-        !get_count(c, req, "quota_inodes", &o.quota_inodes))
+        !get_count(c, req, "quota_inodes", &o.quota_inodes) ||
+        !get_limits(c, req, &o.read))
         return;
     if (!vol_agent_name_valid(o.agent)) {
         reply_err(c, EINVAL, "invalid agent name \"%.80s\": it must match "
@@ -313,6 +332,20 @@ static void op_status(struct daemon *d, struct conn *c)
         cJSON_AddNumberToObject(o, "bytes_written",
             (double)__atomic_load_n(&s->fs.bytes_written, __ATOMIC_RELAXED));
         cJSON_AddItemToObject(o, "handles", handles_json(s));
+        cJSON *rd = cJSON_AddObjectToObject(o, "read");
+        cJSON_AddNumberToObject(rd, "weight", s->read.weight ? s->read.weight : 100);
+        cJSON_AddNumberToObject(rd, "rate_limit", (double)s->read.rate_bps);
+        cJSON_AddNumberToObject(rd, "iops_limit", (double)s->read.iops);
+        cJSON_AddNumberToObject(rd, "reserve", (double)s->read.reserve_bps);
+        struct sched_stats ss;
+        if (d->vol.rengine && rengine_agent_stats(d->vol.rengine, s->id, &ss) == 0) {
+            cJSON_AddNumberToObject(rd, "bytes", (double)ss.bytes);
+            cJSON_AddNumberToObject(rd, "reads", (double)ss.reads);
+            cJSON_AddNumberToObject(rd, "queued_ms", (double)(ss.queued_ns / 1000000));
+            cJSON_AddNumberToObject(rd, "depth", ss.depth);
+            double up = (double)(now - s->started);
+            cJSON_AddNumberToObject(rd, "rate", up > 0 ? (double)ss.bytes / up : 0);
+        }
         cJSON *q = cJSON_AddObjectToObject(o, "quota");
         cJSON_AddNumberToObject(q, "bytes_limit", (double)s->quota_bytes);
         cJSON_AddNumberToObject(q, "inodes_limit", (double)s->quota_inodes);
@@ -376,6 +409,41 @@ static void op_leases(struct daemon *d, struct conn *c)
     reply(c, r);
 }
 
+/* Changes an agent's read shaping live (only the fields given). */
+static void op_agent_set(struct daemon *d, struct conn *c, cJSON *req)
+{
+    const char *agent;
+    struct sched_limits l;
+    if (!get_string(c, req, "agent", &agent, true) || !get_limits(c, req, &l))
+        return;
+    pthread_mutex_lock(&d->lock);
+    struct session *s = sess_find(d, agent, NULL);
+    if (s && !s->ended) {
+        /* Fields left out keep their values. */
+        if (cJSON_GetObjectItemCaseSensitive(req, "weight"))
+            s->read.weight = l.weight;
+        if (cJSON_GetObjectItemCaseSensitive(req, "read_rate"))
+            s->read.rate_bps = l.rate_bps;
+        if (cJSON_GetObjectItemCaseSensitive(req, "read_iops"))
+            s->read.iops = l.iops;
+        if (cJSON_GetObjectItemCaseSensitive(req, "read_reserve"))
+            s->read.reserve_bps = l.reserve_bps;
+        l = s->read;
+    }
+    uint64_t sid = s ? s->id : 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!s) {
+        reply_err(c, ENOENT, "agent %.64s is not mounted", agent);
+        return;
+    }
+    int rc = d->vol.rengine ? rengine_agent_set(d->vol.rengine, sid, &l) : -ENOTSUP;
+    if (rc < 0) {
+        reply_err(c, -rc, "cannot set the read shaping of %s: %s", agent, strerror(-rc));
+        return;
+    }
+    reply(c, ok_obj());
+}
+
 static void op_shutdown(struct daemon *d, struct conn *c)
 {
     reply(c, ok_obj());
@@ -414,6 +482,8 @@ static void handle_line(struct daemon *d, struct conn *c, const char *line, size
         op_status(d, c);
     else if (!strcmp(o, "agents"))
         op_agents(d, c);
+    else if (!strcmp(o, "agent_set"))
+        op_agent_set(d, c, req);
     else if (!strcmp(o, "leases"))
         op_leases(d, c);
     else if (!strcmp(o, "shutdown"))

@@ -22,6 +22,7 @@
 #include "fs/log.h"
 #include "fs/ops.h"
 #include "fs/recover.h"
+#include "fs/rengine.h"
 #include "fs/view.h"
 #include "journal/journal.h"
 
@@ -261,6 +262,13 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
                 d.vol.state_dir, JOURNAL_DB_NAME, strerror(-rc));
         d.vol.journal = NULL;
     }
+    /* The read engine, unless LANEFS_READ_ENGINE=off (reads then go
+     * straight to the layer from the worker). */
+    const char *re = getenv("LANEFS_READ_ENGINE");
+    if (!(re && !strcmp(re, "off")) && (rc = rengine_start(&d.vol.rengine, 32)) < 0) {
+        log_say("cannot start the read engine: %s; reading directly", strerror(-rc));
+        d.vol.rengine = NULL;
+    }
     if ((threads = true, rc = loop_start_workers(&d)) < 0) {
         snprintf(err, sizeof(err), "cannot start the daemon: %s", strerror(-rc));
         goto out_threads;
@@ -271,6 +279,7 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
         struct sess_opts so = {
             .agent = o->agent, .mountpoint = o->mountpoint, .ephemeral = o->ephemeral,
             .quota_bytes = o->quota_bytes, .quota_inodes = o->quota_inodes,
+            .read = o->read,
         };
         struct session *s;
         rc = sess_start(&d, &so, &s, err, sizeof(err));
@@ -307,6 +316,8 @@ out_threads:
             ctl_join(&d);
         loop_join_workers(&d);
     }
+    rengine_stop(d.vol.rengine);     /* every agent is gone by now */
+    d.vol.rengine = NULL;
     journal_close(d.vol.journal);    /* after every session has ended */
     d.vol.journal = NULL;
     remove_runtime_files(&d);

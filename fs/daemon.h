@@ -20,6 +20,8 @@
 
 #include <stdbool.h>
 
+#include "fs/sched.h"
+
 /* Options of the volume daemon (docs/control.md). */
 struct lanefsd_serve_opts {
     const char *state_dir;   /* absolute */
@@ -30,6 +32,7 @@ struct lanefsd_serve_opts {
     const char *mountpoint;
     bool ephemeral;
     unsigned long long quota_bytes, quota_inodes;   /* 0: none */
+    struct sched_limits read;    /* shaping of its shared-data reads */
 };
 
 /* Serves the volume until SIGTERM/SIGINT or a "shutdown" request, and, when

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "fs/ovl_i.h"
+#include "fs/sched.h"
 #include "fs/volume.h"
 
 #define DMN_QUEUE_MAX 8        /* requests read ahead per session */
@@ -41,6 +42,7 @@ struct session {
     bool ephemeral;
     time_t started;
     unsigned long long quota_bytes, quota_inodes;
+    struct sched_limits read;
 
     const char *end_reason;    /* d->lock: why it ends; NULL: not asked */
     struct dmn_req *q_head, *q_tail;   /* d->lock */
@@ -85,6 +87,7 @@ struct sess_opts {
     const char *agent, *mountpoint;
     bool ephemeral;
     unsigned long long quota_bytes, quota_inodes;
+    struct sched_limits read;   /* shaping of its shared-data reads */
 };
 /* Opens the agent's view, mounts it and registers the session (session
  * file, list, epoll). Caller: the control thread. 0 or -errno with a

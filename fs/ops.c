@@ -20,6 +20,7 @@
 #include "fs/events.h"
 #include "fs/leaseops.h"
 #include "fs/lockops.h"
+#include "fs/rengine.h"
 #include "fs/ops.h"
 
 struct ovl_dirh {
@@ -611,7 +612,17 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
     struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    struct ovl_fs *fs = FS(req);
+    struct ovl_handle *h = HANDLE(fi);
     (void)ino;
+    /* Shared data (the lower, the shared layer) is read by the engine, in
+     * the order its scheduler gives; the worker goes back at once. */
+    if (fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED) &&
+        rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size) == 0) {
+        __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
+        return;
+    }
     __atomic_add_fetch(&FS(req)->bytes_read, size, __ATOMIC_RELAXED);
     __atomic_add_fetch(&HANDLE(fi)->bytes_read, size, __ATOMIC_RELAXED);
     buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;

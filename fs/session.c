@@ -20,6 +20,7 @@
 #include "fs/lockops.h"
 #include "fs/log.h"
 #include "fs/ops.h"
+#include "fs/rengine.h"
 #include "fs/view.h"
 #include "locks/lease.h"
 
@@ -119,6 +120,7 @@ static int sess_mount(struct daemon *d, const struct sess_opts *o, uint64_t id,
     s->ephemeral = o->ephemeral;
     s->quota_bytes = o->quota_bytes;
     s->quota_inodes = o->quota_inodes;
+    s->read = o->read;
     s->started = time(NULL);
 
     rc = view_open(&s->fs, &d->vol, s->agent, err, errlen);
@@ -145,6 +147,10 @@ static int sess_mount(struct daemon *d, const struct sess_opts *o, uint64_t id,
         goto fail_se;
     }
     s->fd = fuse_session_fd(s->se);
+    if (d->vol.rengine && (rc = rengine_agent_add(d->vol.rengine, id, &s->read)) < 0) {
+        snprintf(err, errlen, "bad read shaping for %s: %s", s->agent, strerror(-rc));
+        goto fail_mount;
+    }
 
     snprintf(rel, sizeof(rel), "sessions/%llu", (unsigned long long)id);
     snprintf(text, sizeof(text), "agent=%s\nmountpoint=%s\nstarted=%lld\n%s",
@@ -326,6 +332,8 @@ void sess_reap(struct session *s)
     /* Parked lock requests are answered while the session still exists;
      * then closing the fd aborts what is left of the connection. */
     unsigned nlocks = lockops_session_end(&d->vol, s->id);
+    if (d->vol.rengine)
+        rengine_agent_remove(d->vol.rengine, s->id);   /* its reads answered */
     unsigned nl = lease_release_agent(d->vol.leases, s->agent);
     if (nl)
         log_say("session %llu: released %u lease(s) of %s", (unsigned long long)s->id,

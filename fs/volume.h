@@ -15,6 +15,7 @@ struct lk_table;
 struct lk_waiter;
 struct lease_table;
 struct journal;
+struct rengine;
 
 struct volume {
     char *state_dir;          /* absolute */
@@ -32,6 +33,7 @@ struct volume {
     struct lk_table *locks;   /* fcntl/OFD/flock locks of every view */
     struct lease_table *leases;     /* advisory leases of every view */
     struct journal *journal;  /* the daemon's event journal; NULL: none */
+    struct rengine *rengine;  /* reads of shared data; NULL: read directly */
     pthread_mutex_t lk_wait_mu;
     struct lk_waiter *lk_waiters;   /* lk_wait_mu: parked lock requests */
 };

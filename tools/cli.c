@@ -2,6 +2,7 @@
 #include "tools/cli.h"
 
 #include "fs/config.h"
+#include "fs/sched.h"
 #include "tools/ctl_client.h"
 
 #include <errno.h>
@@ -430,4 +431,27 @@ void cli_daemon_busy(const char *state, const char *what)
         cli_err("%s: a daemon (pid %d) %s", state, (int)pid, what);
     else
         cli_err("%s: a daemon %s", state, what);
+}
+
+int cli_read_shaping_arg(const char *cmd, const char *opt, const char *arg,
+                         struct sched_limits *l)
+{
+    unsigned long long v;
+    int rc = cli_parse_size(arg, &v);
+    if (rc < 0)
+        return cli_usage_err(cmd, "bad %s '%s': expected a whole number, "
+                             "optionally with K, M, G or T (e.g. 50M, 1.5G)",
+                             opt, arg);
+    if (!strcmp(opt, "--weight")) {
+        if (v < 1 || v > 10000)
+            return cli_usage_err(cmd, "bad --weight '%s': it must be 1..10000", arg);
+        l->weight = (uint32_t)v;
+    } else if (!strcmp(opt, "--read-rate")) {
+        l->rate_bps = v;
+    } else if (!strcmp(opt, "--read-iops")) {
+        l->iops = v;
+    } else {
+        l->reserve_bps = v;
+    }
+    return CLI_EXIT_OK;
 }

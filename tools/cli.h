@@ -81,6 +81,13 @@ char *cli_pid_file(const char *state, const char *agent);
  * units. Returns 0, or -EINVAL (malformed) / -ERANGE (over 2^64-1). */
 int cli_parse_size(const char *s, unsigned long long *out);
 
+struct sched_limits;
+/* Reads one read-shaping option (--weight, --read-rate, --read-iops,
+ * --read-reserve) of command cmd into l. CLI_EXIT_OK, or CLI_EXIT_USAGE
+ * after a message naming the option and value. */
+int cli_read_shaping_arg(const char *cmd, const char *opt, const char *arg,
+                         struct sched_limits *l);
+
 /* Resolves the STATE operand (realpath) into newly allocated *state and
  * checks that it holds a volume (volume.conf loads); when cfg is not NULL
  * the configuration is left in it. Prints the reason and returns

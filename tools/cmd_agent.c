@@ -15,6 +15,7 @@
 #include "fs/recover.h"
 #include "tools/agent_diff.h"
 #include "tools/cli.h"
+#include "fs/sched.h"
 #include "tools/ctl_client.h"
 
 /* Long options get values above 255 so getopt errors can name them. */
@@ -29,12 +30,17 @@ static void agent_usage(FILE *out)
     fputs(
 "usage: lanefs agent reset STATE NAME\n"
 "       lanefs agent diff  STATE NAME [--json]\n"
+"       lanefs agent set   STATE NAME [--weight W] [--read-rate R]\n"
+"                          [--read-iops N] [--read-reserve R]\n"
 "\n"
 "  reset   remove everything agent NAME changed (its private upper and its\n"
 "          index of hard-linked copies): its next mount sees the lower as\n"
 "          at its first mount. Refused while NAME is mounted.\n"
 "  diff    list what agent NAME changed relative to the lower, one line per\n"
 "          path, sorted: 'A PATH' added, 'C PATH' changed, 'D PATH' deleted\n"
+"  set     change the read shaping of mounted agent NAME at once (only the\n"
+"          options given; 0 removes a limit): --weight 1..10000, --read-rate\n"
+"          and --read-reserve in bytes/s (50M, 1.5G), --read-iops in reads/s\n"
 "\n"
 "  --json       (diff) print {\"agent\": NAME, \"changes\": [{\"kind\",\n"
 "               \"path\"}...]}\n"
@@ -382,10 +388,87 @@ out:
     return ret;
 }
 
+/* "set STATE NAME OPTIONS": the daemon's agent_set with the options given. */
+static int agent_set(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "weight", required_argument, NULL, 'w' },
+        { "read-rate", required_argument, NULL, 'r' },
+        { "read-iops", required_argument, NULL, 'i' },
+        { "read-reserve", required_argument, NULL, 'R' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *pos[2] = { NULL, NULL };
+    const char *given[4] = { NULL, NULL, NULL, NULL };
+    struct sched_limits l = { 0 };
+    size_t npos = 0;
+    int c, ret;
+
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "-:h", opts, NULL)) != -1) {
+        const char *opt = NULL;
+        int slot = -1;
+        switch (c) {
+        case 1:
+            if (npos == 2)
+                return cli_usage_err("agent", "unexpected argument '%s'", optarg);
+            pos[npos++] = optarg;
+            continue;
+        case 'w': opt = "--weight"; slot = 0; break;
+        case 'r': opt = "--read-rate"; slot = 1; break;
+        case 'i': opt = "--read-iops"; slot = 2; break;
+        case 'R': opt = "--read-reserve"; slot = 3; break;
+        case 'h':
+            agent_usage(stdout);
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("agent", c, argv);
+        }
+        if ((ret = cli_read_shaping_arg("agent", opt, optarg, &l)) != CLI_EXIT_OK)
+            return ret;
+        given[slot] = opt;
+    }
+    if (npos < 2)
+        return cli_usage_err("agent", "set needs STATE and NAME");
+    if (!given[0] && !given[1] && !given[2] && !given[3])
+        return cli_usage_err("agent", "set needs at least one of --weight, "
+                             "--read-rate, --read-iops, --read-reserve");
+    if (!vol_agent_name_valid(pos[1]))
+        return cli_usage_err("agent", "invalid agent name '%s': it must match "
+                             "[a-z0-9][a-z0-9._-]{0,63}", pos[1]);
+    char *state = NULL;
+    if ((ret = cli_volume_open(pos[0], &state, NULL)) != CLI_EXIT_OK)
+        return ret;
+    cJSON *req = ctl_request_new("agent_set"), *reply = NULL;
+    struct ctl_err e = { .msg = "" };
+    ret = CLI_EXIT_FAIL;
+    if (!req || !cJSON_AddStringToObject(req, "agent", pos[1]) ||
+        (given[0] && !cJSON_AddNumberToObject(req, "weight", l.weight)) ||
+        (given[1] && !cJSON_AddNumberToObject(req, "read_rate", (double)l.rate_bps)) ||
+        (given[2] && !cJSON_AddNumberToObject(req, "read_iops", (double)l.iops)) ||
+        (given[3] && !cJSON_AddNumberToObject(req, "read_reserve", (double)l.reserve_bps))) {
+        cli_err("out of memory");
+        goto out;
+    }
+    int rc = ctl_call(state, req, CTL_TIMEOUT_MS, &reply, &e);
+    if (rc < 0) {
+        ret = cli_ctl_fail(state, "cannot change the read shaping", rc, &e);
+        goto out;
+    }
+    ret = CLI_EXIT_OK;
+out:
+    cJSON_Delete(req);
+    cJSON_Delete(reply);
+    free(state);
+    return ret;
+}
+
 static int agent_run(int argc, char **argv)
 {
     if (argc < 2) {
-        cli_err("missing a subcommand: reset or diff (see 'lanefs agent -h')");
+        cli_err("missing a subcommand: reset, diff or set (see 'lanefs agent -h')");
         return CLI_EXIT_USAGE;
     }
     const char *sub = argv[1];
@@ -397,13 +480,15 @@ static int agent_run(int argc, char **argv)
         return agent_reset(argc - 1, argv + 1);
     if (!strcmp(sub, "diff"))
         return agent_diff(argc - 1, argv + 1);
-    return cli_usage_err("agent", "unknown subcommand '%s' (reset or diff)",
+    if (!strcmp(sub, "set"))
+        return agent_set(argc - 1, argv + 1);
+    return cli_usage_err("agent", "unknown subcommand '%s' (reset, diff or set)",
                          sub);
 }
 
 const struct cli_cmd cli_cmd_agent = {
     .name = "agent",
-    .summary = "reset an agent's private changes, or list them (diff)",
+    .summary = "reset an agent's private changes, list them (diff), or set its read shaping",
     .run = agent_run,
     .usage = agent_usage,
 };

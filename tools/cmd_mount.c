@@ -16,7 +16,8 @@
 
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_AGENT = 256, OPT_FOREGROUND, OPT_DEBUG, OPT_EPHEMERAL,
-       OPT_QUOTA_BYTES, OPT_QUOTA_INODES, OPT_HELP };
+       OPT_QUOTA_BYTES, OPT_QUOTA_INODES, OPT_WEIGHT, OPT_READ_RATE,
+       OPT_READ_IOPS, OPT_READ_RESERVE, OPT_HELP };
 
 /* How long a mount waits for a daemon that another command is starting. */
 #define MOUNT_DAEMON_WAIT_MS 10000
@@ -26,7 +27,8 @@ static void mount_usage(FILE *out)
 {
     fputs(
 "usage: lanefs mount STATE --agent NAME MOUNTPOINT [-f] [-d] [--ephemeral]\n"
-"                    [--quota-bytes N] [--quota-inodes N]\n"
+"                    [--quota-bytes N] [--quota-inodes N] [--weight W]\n"
+"                    [--read-rate R] [--read-iops N] [--read-reserve R]\n"
 "\n"
 "Mounts agent NAME's view of the volume in STATE at MOUNTPOINT. Returns once\n"
 "the mount is live. The volume's daemon serves it: the running one, or one\n"
@@ -38,6 +40,11 @@ static void mount_usage(FILE *out)
 "  --quota-bytes N     limit the bytes of the agent's upper and temp layers\n"
 "                      (K, M, G, T suffixes: 500M, 1.5G; 0: no limit)\n"
 "  --quota-inodes N    limit their files and directories (suffixes too)\n"
+"  --weight W          share of shared-data reads next to busy agents\n"
+"                      (1..10000, default 100)\n"
+"  --read-rate R       at most R bytes/s of shared-data reads (50M, 1.5G)\n"
+"  --read-iops N       at most N shared-data reads/s\n"
+"  --read-reserve R    R bytes/s of shared-data reads served first\n"
 "  -f, --foreground    start the volume's daemon in the foreground with this\n"
 "                      mount, logging to stderr (refused if one runs)\n"
 "  -d, --debug         print libfuse debug output (implies -f)\n"
@@ -105,7 +112,11 @@ static int mount_request(const struct lanefsd_serve_opts *o,
         !cJSON_AddBoolToObject(req, "ephemeral", o->ephemeral) ||
         !cJSON_AddNumberToObject(req, "quota_bytes", (double)o->quota_bytes) ||
         !cJSON_AddNumberToObject(req, "quota_inodes",
-                                 (double)o->quota_inodes))
+                                 (double)o->quota_inodes) ||
+        !cJSON_AddNumberToObject(req, "weight", o->read.weight) ||
+        !cJSON_AddNumberToObject(req, "read_rate", (double)o->read.rate_bps) ||
+        !cJSON_AddNumberToObject(req, "read_iops", (double)o->read.iops) ||
+        !cJSON_AddNumberToObject(req, "read_reserve", (double)o->read.reserve_bps))
         goto out;
     rc = ctl_call(o->state_dir, req, CTL_TIMEOUT_MS, &reply, e);
 out:
@@ -195,6 +206,10 @@ static int mount_run(int argc, char **argv)
         { "ephemeral",  no_argument,       NULL, OPT_EPHEMERAL },
         { "quota-bytes", required_argument, NULL, OPT_QUOTA_BYTES },
         { "quota-inodes", required_argument, NULL, OPT_QUOTA_INODES },
+        { "weight",     required_argument, NULL, OPT_WEIGHT },
+        { "read-rate",  required_argument, NULL, OPT_READ_RATE },
+        { "read-iops",  required_argument, NULL, OPT_READ_IOPS },
+        { "read-reserve", required_argument, NULL, OPT_READ_RESERVE },
         { "help",       no_argument,       NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -242,6 +257,19 @@ static int mount_run(int argc, char **argv)
             rc = c == OPT_QUOTA_BYTES ?
                  mount_size_arg("--quota-bytes", optarg, &o.quota_bytes) :
                  mount_size_arg("--quota-inodes", optarg, &o.quota_inodes);
+            if (rc != CLI_EXIT_OK) {
+                ret = rc;
+                goto out;
+            }
+            break;
+        case OPT_WEIGHT:
+        case OPT_READ_RATE:
+        case OPT_READ_IOPS:
+        case OPT_READ_RESERVE:
+            rc = cli_read_shaping_arg("mount", c == OPT_WEIGHT ? "--weight" :
+                                      c == OPT_READ_RATE ? "--read-rate" :
+                                      c == OPT_READ_IOPS ? "--read-iops" :
+                                      "--read-reserve", optarg, &o.read);
             if (rc != CLI_EXIT_OK) {
                 ret = rc;
                 goto out;

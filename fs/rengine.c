@@ -1,0 +1,400 @@
+/* rengine.c - the io_uring read engine.
+ *
+ * Workers hand reads over (rengine_read) and return at once. The engine
+ * thread is the ring's only submitter: it moves new reads into the
+ * scheduler, dispatches what the scheduler allows while fewer than
+ * max_inflight reads are in the ring, and answers each completion with
+ * fuse_reply_buf from its own thread (libfuse allows a reply from any
+ * thread). Control calls (agent add/set/remove/stats) are commands the
+ * engine thread carries out, so the scheduler needs no lock of its own. */
+#include <errno.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/log.h"
+#include "fs/rengine.h"
+
+#define TAG_WAKE UINT64_MAX       /* user_data of the eventfd read */
+
+struct flight { uint64_t agent; unsigned n; };
+
+struct re_read {
+    struct sched_item item;       /* first: the scheduler hands it back */
+    fuse_req_t req;
+    int fd;
+    off_t off;
+    size_t size;
+    uint64_t agent;
+    char *buf;
+    struct re_read *next;         /* e->mu: the incoming list */
+};
+
+enum re_cmd_op { CMD_ADD, CMD_SET, CMD_REMOVE, CMD_STATS, CMD_STOP };
+
+struct re_cmd {
+    enum re_cmd_op op;
+    uint64_t agent;
+    struct sched_limits limits;
+    struct sched_stats stats;
+    int rc;
+    bool done;                    /* e->mu */
+    struct re_cmd *next;          /* e->mu */
+};
+
+struct rengine {
+    pthread_t thread;
+    struct io_uring ring;
+    int efd;
+    uint64_t efd_val;             /* engine thread: target of the wake read */
+    unsigned max_inflight;
+    unsigned inflight;            /* engine thread */
+    struct sched *sched;          /* engine thread */
+    pthread_mutex_t mu;
+    pthread_cond_t cmd_cv;
+    struct re_read *in_head, *in_tail;   /* mu */
+    struct re_cmd *cmds;          /* mu */
+    struct re_cmd *removing;      /* engine thread: waits for in-flight reads */
+    struct flight *flights;       /* engine thread: in-flight reads per agent */
+    unsigned n_flights;           /* engine thread */
+    int init_rc;                  /* mu: the ring's set-up, from the thread */
+    bool init_done;               /* mu */
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void wake(struct rengine *e)
+{
+    uint64_t one = 1;
+    if (write(e->efd, &one, sizeof(one)) < 0) { /* a wake is pending anyway */ }
+}
+
+static void arm_wake(struct rengine *e)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+    if (!sqe)
+        return;             /* the ring is full: the next round arms it */
+    io_uring_prep_read(sqe, e->efd, &e->efd_val, sizeof(e->efd_val), 0);
+    io_uring_sqe_set_data64(sqe, TAG_WAKE);
+}
+
+static void answer(struct re_read *r, int res)
+{
+    if (res < 0)
+        fuse_reply_err(r->req, -res);
+    else
+        fuse_reply_buf(r->req, r->buf, (size_t)res);
+    free(r->buf);
+    free(r);
+}
+
+/* In-flight reads of one agent: removal waits for them to end. */
+static unsigned inflight_of(struct rengine *e, uint64_t agent);
+
+/* Carries out the queued commands. Engine thread. */
+static bool run_commands(struct rengine *e, uint64_t now)
+{
+    bool stop = false;
+    pthread_mutex_lock(&e->mu);
+    struct re_cmd *list = e->cmds;
+    e->cmds = NULL;
+    struct re_read *in = e->in_head;
+    e->in_head = e->in_tail = NULL;
+    pthread_mutex_unlock(&e->mu);
+
+    for (struct re_read *r = in, *next; r; r = next) {
+        next = r->next;
+        if (sched_enqueue(e->sched, r->agent, &r->item, now) < 0)
+            answer(r, -EIO);    /* its agent is gone */
+    }
+    for (struct re_cmd *c = list, *next; c; c = next) {
+        next = c->next;
+        bool finished = true;
+        switch (c->op) {
+        case CMD_ADD:
+            c->rc = sched_agent_add(e->sched, c->agent, &c->limits);
+            break;
+        case CMD_SET:
+            c->rc = sched_agent_set(e->sched, c->agent, &c->limits);
+            break;
+        case CMD_STATS:
+            c->rc = sched_stats(e->sched, c->agent, &c->stats);
+            break;
+        case CMD_STOP:
+            stop = true;
+            c->rc = 0;
+            break;
+        case CMD_REMOVE: {
+            struct sched_item *it = sched_agent_remove(e->sched, c->agent);
+            while (it) {
+                struct sched_item *n = it->next;
+                answer((struct re_read *)it, -EIO);
+                it = n;
+            }
+            c->rc = 0;
+            if (inflight_of(e, c->agent)) {
+                c->next = e->removing;      /* done once they complete */
+                e->removing = c;
+                finished = false;
+            }
+            break;
+        }
+        }
+        if (finished) {
+            pthread_mutex_lock(&e->mu);
+            c->done = true;
+            pthread_cond_broadcast(&e->cmd_cv);
+            pthread_mutex_unlock(&e->mu);
+        }
+    }
+    return stop;
+}
+
+/* In-flight reads per agent, for removal: a small list is enough (agents
+ * with reads in flight at once are at most max_inflight). */
+static unsigned inflight_of(struct rengine *e, uint64_t agent)
+{
+    for (unsigned i = 0; i < e->n_flights; i++)
+        if (e->flights[i].agent == agent)
+            return e->flights[i].n;
+    return 0;
+}
+
+static void flight_add(struct rengine *e, uint64_t agent, int d)
+{
+    for (unsigned i = 0; i < e->n_flights; i++)
+        if (e->flights[i].agent == agent) {
+            e->flights[i].n += (unsigned)d;
+            if (e->flights[i].n == 0)
+                e->flights[i] = e->flights[--e->n_flights];
+            return;
+        }
+    e->flights[e->n_flights++] = (struct flight){ agent, (unsigned)d };
+}
+
+/* Finishes removals whose agent has no read in flight any more. */
+static void finish_removals(struct rengine *e)
+{
+    for (struct re_cmd **pp = &e->removing; *pp;) {
+        struct re_cmd *c = *pp;
+        if (inflight_of(e, c->agent)) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        pthread_mutex_lock(&e->mu);
+        c->done = true;
+        pthread_cond_broadcast(&e->cmd_cv);
+        pthread_mutex_unlock(&e->mu);
+    }
+}
+
+/* Sets the ring up: in the engine thread, which must be its only user
+ * (IORING_SETUP_SINGLE_ISSUER, DEFER_TASKRUN). */
+static int ring_init(struct rengine *e)
+{
+    struct io_uring_params p = {
+        .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+    };
+    unsigned entries = e->max_inflight * 2 + 8;
+    int rc = io_uring_queue_init_params(entries, &e->ring, &p);
+    if (rc == -EINVAL) {            /* an older kernel: a plain ring */
+        memset(&p, 0, sizeof(p));
+        rc = io_uring_queue_init_params(entries, &e->ring, &p);
+    }
+    if (rc < 0)
+        return rc;
+    /* Blocking reads go to io-wq workers: keep them few. */
+    unsigned workers[2] = { 4, 4 };
+    io_uring_register_iowq_max_workers(&e->ring, workers);
+    return 0;
+}
+
+static void *engine_main(void *arg)
+{
+    struct rengine *e = arg;
+    bool stop = false;
+    int rc = ring_init(e);
+    pthread_mutex_lock(&e->mu);
+    e->init_rc = rc;
+    e->init_done = true;
+    pthread_cond_broadcast(&e->cmd_cv);
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0)
+        return NULL;
+    arm_wake(e);
+    while (!stop) {
+        uint64_t now = now_ns(), wait = UINT64_MAX, agent;
+        stop = run_commands(e, now);
+        while (e->inflight < e->max_inflight) {
+            struct sched_item *it = sched_next(e->sched, now, &wait, &agent);
+            if (!it)
+                break;
+            struct re_read *r = (struct re_read *)it;
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+            if (!sqe) {
+                answer(r, -EAGAIN);     /* cannot happen: ring > inflight */
+                continue;
+            }
+            io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)r->size, (uint64_t)r->off);
+            io_uring_sqe_set_data(sqe, r);
+            e->inflight++;
+            flight_add(e, r->agent, 1);
+        }
+        /* Sleep until a completion, a wake, or the scheduler's next slot. */
+        struct __kernel_timespec ts = { .tv_sec = 1 };
+        if (wait < 1000000000u) {
+            ts.tv_sec = 0;
+            ts.tv_nsec = (long long)(wait ? wait : 1);
+        }
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR)
+            log_say("read engine: io_uring wait: %s", strerror(-rc));
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&e->ring, head, cqe) {
+            n++;
+            if (cqe->user_data == TAG_WAKE) {
+                arm_wake(e);
+                continue;
+            }
+            struct re_read *r = io_uring_cqe_get_data(cqe);
+            e->inflight--;
+            flight_add(e, r->agent, -1);
+            answer(r, cqe->res);
+        }
+        io_uring_cq_advance(&e->ring, n);
+        if (e->removing)
+            finish_removals(e);
+    }
+    io_uring_queue_exit(&e->ring);
+    return NULL;
+}
+
+int rengine_start(struct rengine **out, unsigned max_inflight)
+{
+    struct rengine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->max_inflight = max_inflight ? max_inflight : 32;
+    e->flights = calloc(e->max_inflight + 1, sizeof(*e->flights));
+    e->sched = sched_new(0);
+    e->efd = eventfd(0, EFD_CLOEXEC);
+    int rc = (!e->flights || !e->sched) ? -ENOMEM : e->efd < 0 ? -errno : 0;
+    if (rc < 0)
+        goto fail;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cmd_cv, NULL);
+    rc = -pthread_create(&e->thread, NULL, engine_main, e);
+    if (rc < 0)
+        goto fail;
+    pthread_mutex_lock(&e->mu);
+    while (!e->init_done)
+        pthread_cond_wait(&e->cmd_cv, &e->mu);
+    rc = e->init_rc;
+    pthread_mutex_unlock(&e->mu);
+    if (rc < 0) {
+        pthread_join(e->thread, NULL);
+        goto fail;
+    }
+    *out = e;
+    return 0;
+fail:
+    if (e->efd >= 0)
+        close(e->efd);
+    sched_free(e->sched);
+    free(e->flights);
+    free(e);
+    return rc;
+}
+
+/* Queues a command and waits for the engine thread to carry it out. */
+static int command(struct rengine *e, struct re_cmd *c)
+{
+    pthread_mutex_lock(&e->mu);
+    c->next = e->cmds;
+    e->cmds = c;
+    pthread_mutex_unlock(&e->mu);
+    wake(e);
+    pthread_mutex_lock(&e->mu);
+    while (!c->done)
+        pthread_cond_wait(&e->cmd_cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+    return c->rc;
+}
+
+void rengine_stop(struct rengine *e)
+{
+    if (!e)
+        return;
+    struct re_cmd c = { .op = CMD_STOP };
+    command(e, &c);
+    pthread_join(e->thread, NULL);   /* it closes its ring */
+    close(e->efd);
+    sched_free(e->sched);
+    free(e->flights);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cmd_cv);
+    free(e);
+}
+
+int rengine_agent_add(struct rengine *e, uint64_t agent, const struct sched_limits *l)
+{
+    struct re_cmd c = { .op = CMD_ADD, .agent = agent, .limits = *l };
+    return command(e, &c);
+}
+
+int rengine_agent_set(struct rengine *e, uint64_t agent, const struct sched_limits *l)
+{
+    struct re_cmd c = { .op = CMD_SET, .agent = agent, .limits = *l };
+    return command(e, &c);
+}
+
+void rengine_agent_remove(struct rengine *e, uint64_t agent)
+{
+    struct re_cmd c = { .op = CMD_REMOVE, .agent = agent };
+    command(e, &c);
+}
+
+int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out)
+{
+    struct re_cmd c = { .op = CMD_STATS, .agent = agent };
+    int rc = command(e, &c);
+    if (rc == 0)
+        *out = c.stats;
+    return rc;
+}
+
+int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
+                 off_t off, size_t size)
+{
+    struct re_read *r = calloc(1, sizeof(*r));
+    if (!r || !(r->buf = malloc(size ? size : 1))) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->item.bytes = size;
+    r->req = req;
+    r->fd = fd;
+    r->off = off;
+    r->size = size;
+    r->agent = agent;
+    pthread_mutex_lock(&e->mu);
+    if (e->in_tail)
+        e->in_tail->next = r;
+    else
+        e->in_head = r;
+    e->in_tail = r;
+    pthread_mutex_unlock(&e->mu);
+    wake(e);
+    return 0;
+}

@@ -1,0 +1,38 @@
+/* rengine.h - the read engine: reads of shared data (lower and shared
+ * layer) of every agent, queued per agent, ordered by the scheduler
+ * (fs/sched.h) and done through io_uring by one engine thread, so no worker
+ * thread waits for a shared-data read and one heavy agent cannot starve the
+ * others (docs/readengine.md). */
+#ifndef LANEFS_RENGINE_H
+#define LANEFS_RENGINE_H
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fs/sched.h"
+
+struct rengine;
+
+/* Starts the engine thread with its ring (at most max_inflight reads in
+ * the device queue). Call with signals already blocked. 0 or -errno. */
+int  rengine_start(struct rengine **out, unsigned max_inflight);
+/* Stops the thread; every agent must have been removed. */
+void rengine_stop(struct rengine *e);
+
+/* Registers agent (a session number) with its shaping. 0 or -errno. */
+int  rengine_agent_add(struct rengine *e, uint64_t agent, const struct sched_limits *l);
+/* Changes an agent's shaping live. 0, -ENOENT or -EINVAL. */
+int  rengine_agent_set(struct rengine *e, uint64_t agent, const struct sched_limits *l);
+/* Unregisters agent: its queued reads are answered with EIO, and the call
+ * returns once none of its reads is in flight (so its FUSE session can go). */
+void rengine_agent_remove(struct rengine *e, uint64_t agent);
+/* The agent's counters (dispatched bytes and reads, time queued, depth). */
+int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out);
+
+/* Queues a read of size bytes at off from fd for req of agent; the engine
+ * replies to req. 0, or -errno (the caller replies). */
+int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
+                  off_t off, size_t size);
+
+#endif
