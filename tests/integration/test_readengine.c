@@ -1,0 +1,515 @@
+/* test_readengine.c - reads of shared data (lower and shared layer) through
+ * the io_uring read engine: the bytes are right, status counts them and
+ * shows the shaping, `lanefs agent set` changes it live and refuses bad
+ * values, a throttled agent still finishes and its metadata operations still
+ * answer, and an unmount while reads are queued ends cleanly.
+ *
+ * Reads go through the engine only when the kernel asks the daemon, so the
+ * tests drop the page cache before reading (system wide: harmless to the
+ * other tests, which only get slower). */
+#include "harness.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TEST_R(name) Test(readengine, name, .init = h_setup, .fini = h_teardown, \
+                          .timeout = H_TIMEOUT)
+
+#define MIB (1024 * 1024)
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Deterministic content: byte i of a file with seed s. Not periodic over any
+ * power of two, so a read from a wrong offset shows. */
+static void fill(unsigned char *buf, size_t len, uint32_t seed)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ULL ^ seed;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        buf[i] = (unsigned char)(x >> 24);
+    }
+}
+
+/* FNV-1a 64: a checksum to name in messages. */
+static uint64_t fnv(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static unsigned char *make_file(const char *path, size_t len, uint32_t seed)
+{
+    unsigned char *buf = malloc(len ? len : 1);
+    cr_assert_not_null(buf);
+    fill(buf, len, seed);
+    h_put_bytes(path, buf, len, 0644);
+    return buf;
+}
+
+static void drop_caches(void)
+{
+    sync();
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+    cr_assert(fd >= 0, "cannot open drop_caches: %s", strerror(errno));
+    cr_assert_eq(write(fd, "3\n", 2), 2);
+    close(fd);
+}
+
+/* Reads the whole file with large read() calls into a fresh buffer. */
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    size_t cap = 8 * MIB + 1, n = 0;
+    unsigned char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        cr_assert(r >= 0, "read %s at %zu: %s", path, n, strerror(errno));
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        cr_assert(n < cap, "%s is larger than expected", path);
+    }
+    close(fd);
+    *len = n;
+    return buf;
+}
+
+static void check_whole(const char *path, const unsigned char *want, size_t len)
+{
+    size_t got_len;
+    unsigned char *got = read_all(path, &got_len);
+    cr_assert_eq(got_len, len, "%s: read %zu bytes, want %zu", path, got_len, len);
+    cr_assert(memcmp(got, want, len) == 0,
+              "%s: checksum %016llx, want %016llx", path,
+              (unsigned long long)fnv(got, len), (unsigned long long)fnv(want, len));
+    free(got);
+}
+
+/* count random preads (offsets and lengths, some past the end). */
+static void check_preads(const char *path, const unsigned char *want, size_t len,
+                         int count, unsigned seed)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    static unsigned char buf[300 * 1024];
+    srand(seed);
+    for (int i = 0; i < count; i++) {
+        size_t off = len ? (size_t)rand() % (len + 100) : 0;
+        size_t n = (size_t)rand() % sizeof buf;
+        if (i % 4 == 0)
+            n = 4096, off &= ~(size_t)4095;
+        ssize_t r = pread(fd, buf, n, (off_t)off);
+        size_t exp = off >= len ? 0 : (len - off < n ? len - off : n);
+        cr_assert(r >= 0, "pread %s %zu@%zu: %s", path, n, off, strerror(errno));
+        cr_assert_eq((size_t)r, exp, "pread %s %zu@%zu returned %zd, want %zu",
+                     path, n, off, r, exp);
+        cr_assert(memcmp(buf, want + (exp ? off : 0), exp) == 0,
+                  "pread %s %zu@%zu: checksum %016llx, want %016llx", path, n, off,
+                  (unsigned long long)fnv(buf, exp),
+                  (unsigned long long)fnv(want + (exp ? off : 0), exp));
+    }
+    close(fd);
+}
+
+/* Mounts agent with extra `lanefs mount` options (NULL-terminated, at most
+ * 8), registered with the harness so teardown unmounts it. */
+static const char *mount_opts(const char *agent, ...)
+{
+    cr_assert(H.n_mounts < H_MAX_MOUNTS);
+    struct h_mount *m = &H.mounts[H.n_mounts++];
+    snprintf(m->agent, sizeof m->agent, "%s", agent);
+    m->mnt = (char *)h_mnt(agent);
+    h_mkdir_p(m->mnt, 0755);
+    char *o[8] = { NULL };
+    va_list ap;
+    va_start(ap, agent);
+    for (int i = 0; i < 8; i++)
+        if (!(o[i] = va_arg(ap, char *)))
+            break;
+    va_end(ap);
+    struct h_res r;
+    h_lanefs(&r, NULL, "mount", H.state, "--agent", agent, m->mnt,
+             o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], (char *)NULL);
+    cr_assert_eq(r.code, 0, "lanefs mount --agent %s failed (exit %d): %s",
+                 agent, r.code, r.err);
+    cr_assert(h_wait_mount(m->mnt, true, H_MOUNT_WAIT_MS));
+    m->live = true;
+    return m->mnt;
+}
+
+/* status --json, parsed (caller deletes). */
+static cJSON *status_json(void)
+{
+    struct h_res r;
+    cr_assert_eq(h_lanefs(&r, NULL, "status", H.state, "--json", (char *)NULL), 0,
+                 "status --json: %s", r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    cr_assert_not_null(j, "status --json is not JSON: %s", r.out);
+    return j;
+}
+
+/* "read".FIELD of agent in a fresh status, or -1 when it is not there. */
+static double read_field(const char *agent, const char *field)
+{
+    cJSON *st = status_json(), *a;
+    double v = -1;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(st, "agents")) {
+        cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "agent");
+        if (!cJSON_IsString(n) || strcmp(n->valuestring, agent) != 0)
+            continue;
+        cJSON *f = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(a, "read"), field);
+        if (cJSON_IsNumber(f))
+            v = f->valuedouble;
+    }
+    cJSON_Delete(st);
+    return v;
+}
+
+static void assert_read(const char *agent, const char *field, double want)
+{
+    double got = read_field(agent, field);
+    cr_assert(got == want, "agent %s: read.%s is %.0f, want %.0f", agent, field, got, want);
+}
+
+/* ---- data --------------------------------------------------------------- */
+
+TEST_R(data_read_through_the_engine_is_right)
+{
+    static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 131072 + 3,
+                                    1 * MIB + 7, 5 * MIB };
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    unsigned char *want[N];
+    h_mkdir_p(h_str("%s/d", H.lower), 0755);
+    h_mkdir_p(h_str("%s/out", H.lower), 0777);
+    for (int i = 0; i < N; i++)
+        want[i] = make_file(h_str("%s/d/f%d", H.lower, i), sizes[i], (uint32_t)i + 1);
+    h_init("--shared", "out", (char *)NULL);
+    const char *a = h_mount("a");
+    const char *b = h_mount("b");
+    /* A shared-layer file written by another agent. */
+    size_t slen = 3 * MIB + 333;
+    unsigned char *swant = make_file(h_str("%s/out/s.bin", b), slen, 99);
+
+    /* Cold random preads first, then whole reads after another drop: each
+     * pattern must reach the daemon rather than the page cache. */
+    drop_caches();
+    for (int i = 0; i < N; i++)
+        check_preads(h_str("%s/d/f%d", a, i), want[i], sizes[i], 60, (unsigned)i);
+    check_preads(h_str("%s/out/s.bin", a), swant, slen, 200, 7);
+    drop_caches();
+    for (int i = 0; i < N; i++)
+        check_whole(h_str("%s/d/f%d", a, i), want[i], sizes[i]);
+    check_whole(h_str("%s/out/s.bin", a), swant, slen);
+    /* The other agent sees the same bytes of the lower too. */
+    drop_caches();
+    check_whole(h_str("%s/d/f%d", b, N - 1), want[N - 1], sizes[N - 1]);
+    /* The engine served them: a's reads are counted. */
+    cr_assert(read_field("a", "bytes") >= (double)(5 * MIB + slen),
+              "agent a: read.bytes %.0f after reading more than %zu shared bytes",
+              read_field("a", "bytes"), 5 * MIB + slen);
+    for (int i = 0; i < N; i++)
+        free(want[i]);
+    free(swant);
+}
+
+/* ---- status and live control --------------------------------------------- */
+
+TEST_R(status_counts_reads_and_shows_mount_limits)
+{
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 5 * MIB, 5);
+    h_init(NULL);
+    const char *a = mount_opts("a", "--weight", "300", "--read-rate", "50M",
+                               "--read-iops", "1000", "--read-reserve", "10M",
+                               (char *)NULL);
+    h_mount("b");
+    assert_read("a", "weight", 300);
+    assert_read("a", "rate_limit", 50.0 * MIB);
+    assert_read("a", "iops_limit", 1000);
+    assert_read("a", "reserve", 10.0 * MIB);
+    assert_read("b", "weight", 100);
+    assert_read("b", "rate_limit", 0);
+    assert_read("b", "iops_limit", 0);
+    assert_read("b", "reserve", 0);
+
+    double bytes0 = read_field("a", "bytes"), reads0 = read_field("a", "reads");
+    cr_assert(bytes0 >= 0 && reads0 >= 0, "status has no read.bytes/read.reads for a");
+    drop_caches();
+    check_whole(h_str("%s/big", a), want, 5 * MIB);
+    double bytes1 = read_field("a", "bytes"), reads1 = read_field("a", "reads");
+    cr_assert(bytes1 - bytes0 >= 5.0 * MIB, "read.bytes grew by %.0f for a 5 MiB read",
+              bytes1 - bytes0);
+    cr_assert(reads1 > reads0 && reads1 > 0, "read.reads %.0f -> %.0f", reads0, reads1);
+    /* b read nothing. */
+    cr_assert(read_field("b", "bytes") == 0, "b: read.bytes %.0f", read_field("b", "bytes"));
+    cr_assert(read_field("a", "depth") >= 0 && read_field("a", "queued_ms") >= 0 &&
+              read_field("a", "rate") >= 0, "status lacks depth/queued_ms/rate");
+    free(want);
+}
+
+TEST_R(agent_set_changes_shaping_live_and_refuses_bad_values)
+{
+    h_init(NULL);
+    h_mount("a");
+    struct h_res r;
+    cr_assert_eq(h_lanefs(&r, NULL, "agent", "set", H.state, "a", "--weight", "500",
+                          "--read-rate", "2M", "--read-iops", "300", (char *)NULL), 0,
+                 "agent set: %s", r.err);
+    assert_read("a", "weight", 500);
+    assert_read("a", "rate_limit", 2.0 * MIB);
+    assert_read("a", "iops_limit", 300);
+    /* Only the options given change; 0 removes a limit. */
+    cr_assert_eq(h_lanefs(&r, NULL, "agent", "set", H.state, "a", "--read-rate", "0",
+                          "--read-reserve", "1.5M", (char *)NULL), 0, "%s", r.err);
+    assert_read("a", "weight", 500);
+    assert_read("a", "rate_limit", 0);
+    assert_read("a", "iops_limit", 300);
+    assert_read("a", "reserve", 1.5 * MIB);
+
+    static const char *bad[][2] = {
+        { "--weight", "0" }, { "--weight", "20000" }, { "--read-rate", "12Q" },
+        { "--read-iops", "-1" }, { "--read-rate", "1.5" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int code = h_lanefs(&r, NULL, "agent", "set", H.state, "a",
+                            bad[i][0], bad[i][1], (char *)NULL);
+        cr_assert_eq(code, 2, "agent set %s %s: exit %d, want 2 (%s)",
+                     bad[i][0], bad[i][1], code, r.err);
+        cr_assert(strncmp(r.err, "lanefs: ", 8) == 0, "message: %s", r.err);
+    }
+    /* Refused values changed nothing. */
+    assert_read("a", "weight", 500);
+    assert_read("a", "rate_limit", 0);
+    cr_assert_eq(h_lanefs(&r, NULL, "agent", "set", H.state, "a", (char *)NULL), 2,
+                 "agent set without options: %s", r.err);
+    cr_assert_eq(h_lanefs(&r, NULL, "agent", "set", H.state, "nobody", "--weight", "5",
+                          (char *)NULL), 1, "unknown agent: exit %d (%s)", r.code, r.err);
+    cr_assert(strstr(r.err, "nobody"), "the message names the agent: %s", r.err);
+}
+
+/* ---- throttling ---------------------------------------------------------- */
+
+struct reader {
+    const char *path;
+    const unsigned char *want;
+    size_t len;
+    double secs;
+    bool ok;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *rd = arg;
+    double t0 = now_s();
+    int fd = open(rd->path, O_RDONLY | O_CLOEXEC);
+    unsigned char *buf = malloc(rd->len + 1);
+    size_t n = 0;
+    if (fd >= 0 && buf) {
+        ssize_t r;
+        while ((r = read(fd, buf + n, rd->len + 1 - n)) > 0)
+            n += (size_t)r;
+        rd->ok = r == 0 && n == rd->len && memcmp(buf, rd->want, n) == 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    rd->secs = now_s() - t0;
+    __atomic_store_n(&rd->path, NULL, __ATOMIC_RELEASE);   /* done */
+    return NULL;
+}
+
+TEST_R(throttled_agent_finishes_and_its_metadata_answers)
+{
+    h_mkdir_p(h_str("%s/dir", H.lower), 0755);
+    for (int i = 0; i < 20; i++)
+        h_put(h_str("%s/dir/e%02d", H.lower, i), "x", 0644);
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 3 * MIB, 3);
+    h_init(NULL);
+    const char *a = mount_opts("a", "--read-rate", "1M", (char *)NULL);
+    drop_caches();
+    struct reader rd = { .path = h_str("%s/big", a), .want = want, .len = 3 * MIB };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, reader_main, &rd), 0);
+
+    /* While the read is throttled: stat and ls of the same agent answer. A
+     * metadata operation is no shared-data read, so it must not wait for
+     * the read bucket; 5 s is a bound only a blocked worker would exceed. */
+    int probes = 0;
+    double worst = 0;
+    while (__atomic_load_n(&rd.path, __ATOMIC_ACQUIRE) != NULL) {
+        double t0 = now_s();
+        struct stat st;
+        cr_assert_eq(h_lstat(h_str("%s/dir/e%02d", a, probes % 20), &st), 0);
+        cr_assert_eq(h_lstat(h_str("%s/big", a), &st), 0);
+        cr_assert_eq(st.st_size, 3 * MIB);
+        char *ls = h_ls(h_str("%s/dir", a));
+        cr_assert(strncmp(ls, "e00 e01", 7) == 0, "ls: %s", ls);
+        double dt = now_s() - t0;
+        worst = dt > worst ? dt : worst;
+        cr_assert(dt < 5.0, "stat+ls took %.2f s while the agent was throttled", dt);
+        probes++;
+        usleep(50 * 1000);
+    }
+    pthread_join(t, NULL);
+    cr_assert(rd.ok, "the throttled read of 3 MiB returned wrong data");
+    /* 3 MiB at 1 MiB/s with a burst of about one second takes about 2 s;
+     * under 1 s would mean the limit was not applied, over 60 s a stall. */
+    cr_assert(rd.secs >= 1.0 && rd.secs < 60.0, "3 MiB at --read-rate 1M took %.2f s",
+              rd.secs);
+    cr_assert(probes >= 5, "only %d metadata probes ran during the read", probes);
+    cr_assert(read_field("a", "queued_ms") > 0, "a throttled agent shows no queued_ms");
+    cr_log_info("3 MiB at 1M/s: %.2f s; %d stat+ls probes meanwhile, slowest %.3f s",
+                rd.secs, probes, worst);
+    free(want);
+}
+
+/* ---- unmount with reads queued -------------------------------------------- */
+
+/* A child process with 4 threads reading disjoint quarters of path; exits
+ * 0 when all data came back right, 1 when a read failed or was wrong. */
+struct quarter { const char *path; const unsigned char *want; size_t off, len; int bad; };
+
+static void *quarter_main(void *arg)
+{
+    struct quarter *q = arg;
+    int fd = open(q->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { q->bad = 1; return NULL; }
+    unsigned char buf[128 * 1024];
+    for (size_t done = 0; done < q->len;) {
+        size_t n = q->len - done < sizeof buf ? q->len - done : sizeof buf;
+        ssize_t r = pread(fd, buf, n, (off_t)(q->off + done));
+        if (r <= 0 || memcmp(buf, q->want + q->off + done, (size_t)r) != 0) {
+            q->bad = 1;
+            break;
+        }
+        done += (size_t)r;
+    }
+    close(fd);
+    return NULL;
+}
+
+static pid_t spawn_readers(const char *path, const unsigned char *want, size_t len)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid > 0)
+        return pid;
+    struct quarter q[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        q[i] = (struct quarter){ path, want, len / 4 * (size_t)i, len / 4, 0 };
+        if (pthread_create(&t[i], NULL, quarter_main, &q[i]) != 0)
+            _exit(3);
+    }
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        bad |= q[i].bad;
+    }
+    _exit(bad);
+}
+
+/* Waits up to ms for child pid; its exit status, or -1 on timeout. */
+static int wait_child(pid_t pid, int ms)
+{
+    for (int i = 0; i < ms / 20; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(20 * 1000);
+    }
+    return -1;
+}
+
+/* Polls status until agent has reads queued in the engine. */
+static bool wait_queued(const char *agent, int ms)
+{
+    for (int i = 0; i < ms / 100; i++) {
+        if (read_field(agent, "depth") > 0)
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+TEST_R(lazy_umount_with_reads_queued_ends_cleanly)
+{
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 5 * MIB, 11);
+    h_init(NULL);
+    const char *a = mount_opts("a", "--read-rate", "256K", (char *)NULL);
+    pid_t dpid = h_daemon_pid();
+    drop_caches();
+    pid_t child = spawn_readers(h_str("%s/big", a), want, 5 * MIB);
+    bool queued = wait_queued("a", 10000);
+    if (!queued)
+        kill(child, SIGKILL);
+    cr_assert(queued, "no reads of the throttled agent ever showed as queued");
+    struct h_res r;
+    cr_assert_eq(h_lanefs(&r, NULL, "umount", "--lazy", a, (char *)NULL), 0,
+                 "umount --lazy with reads queued: exit %d (%s)", r.code, r.err);
+    h_forget_mount("a");
+    cr_assert(h_wait_mount(a, false, H_MOUNT_WAIT_MS), "%s is still mounted", a);
+    /* The queued reads are still answered (the files are open, so the
+     * session goes on until they close): 5 MiB at 256 KiB/s is about 20 s. */
+    int code = wait_child(child, 120000);
+    if (code < 0)
+        kill(child, SIGKILL), waitpid(child, NULL, 0);
+    cr_assert_neq(code, -1, "readers still blocked 120 s after a lazy umount");
+    cr_assert_eq(code, 0, "readers across the lazy umount failed (status %d)", code);
+    /* Then the session ends and the daemon, whose last it was, exits. */
+    cr_assert(h_wait_pid_gone(dpid, 30000), "daemon %d did not exit after the last "
+              "file of its last session closed", (int)dpid);
+    free(want);
+}
+
+TEST_R(daemon_shutdown_with_reads_queued_ends_cleanly)
+{
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 5 * MIB, 12);
+    h_init(NULL);
+    const char *a = mount_opts("a", "--read-rate", "64K", (char *)NULL);
+    h_mount("b");
+    pid_t dpid = h_daemon_pid();
+    drop_caches();
+    pid_t child = spawn_readers(h_str("%s/big", a), want, 5 * MIB);
+    bool queued = wait_queued("a", 10000);
+    if (!queued)
+        kill(child, SIGKILL);
+    cr_assert(queued, "no reads of the throttled agent ever showed as queued");
+    /* SIGTERM ends every session and unmounts every agent; the queued reads
+     * (80 s of them at 64 KiB/s) must be answered or failed, not left. */
+    cr_assert_eq(kill(dpid, SIGTERM), 0);
+    bool gone = h_wait_pid_gone(dpid, 60000);
+    int code = wait_child(child, gone ? 60000 : 1000);
+    if (code < 0)
+        kill(child, SIGKILL), waitpid(child, NULL, 0);
+    cr_assert(gone, "daemon %d still runs 60 s after SIGTERM with reads queued", (int)dpid);
+    cr_assert_neq(code, -1, "readers still blocked 60 s after the daemon exited");
+    cr_assert(h_wait_mount(a, false, H_MOUNT_WAIT_MS), "%s is still mounted", a);
+    cr_assert(h_wait_mount(h_mnt("b"), false, H_MOUNT_WAIT_MS));
+    h_forget_mount("a");
+    h_forget_mount("b");
+    free(want);
+}
