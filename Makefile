@@ -85,6 +85,11 @@ bench-scale: deps
 	$(MAKE) all
 	LANEFS=$(abspath $(LANEFS)) tests/bench/scale.sh
 
+# Noisy neighbour: read shaping next to fuse-overlayfs and a bind mount.
+bench-noisy: deps
+	$(MAKE) all
+	LANEFS=$(abspath $(LANEFS)) tests/bench/noisy.sh
+
 # AddressSanitizer + UBSan build of everything, then the whole test suite.
 asan: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \

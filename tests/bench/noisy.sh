@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# noisy.sh - noisy neighbour: read shaping of lanefs next to fuse-overlayfs
+# and a plain bind mount, in one run, over the same lower data.
+#
+# Each system gets 4 mounts of the same lower:
+#   lanefs          4 agents (heavy, l1, l2, l3) of one volume, one daemon
+#   fuse-overlayfs  4 instances, lowerdir=the lower, own upper/work each
+#   bind            4 `mount --bind` of the lower
+#
+# Phases (NOISY_SECS each; the page cache is dropped before each):
+#   light-alone   l1..l3 do 4 KiB random reads at NOISY_LIGHT_RATE/s each
+#   heavy-alone   heavy reads sequentially flat out with NOISY_JOBS readers
+#   mixed         both at once: the light agents' latency next to the heavy
+#   jain          heavy, l1, l2 all stream (NOISY_JOBS readers each); on lanefs with
+#                 weights 100/200/300 (`lanefs agent set`), the peers have
+#                 no weights, so their index is over the same weights
+#   limit         (lanefs) l1 with --read-rate NOISY_LIMIT streams next to
+#                 the heavy agent
+#   unshaped      (lanefs) heavy-alone with LANEFS_READ_ENGINE=off in the
+#                 daemon's environment: reads go straight to the lower
+#
+# The device is the bottleneck: besides the drop before each phase, the load
+# generator (noisy_load.c) drops every file it finished (sequential) and
+# every 4 KiB block it read (random) from the page cache of the view and of
+# the lower file with POSIX_FADV_DONTNEED, so no read is served from memory
+# whatever the RAM size; random readers also set POSIX_FADV_RANDOM.
+#
+# Environment:
+#   LANEFS            path of the lanefs binary (default: build/lanefs)
+#   NOISY_SECS        seconds per phase (default 20)
+#   NOISY_JOBS        sequential readers of the heavy agent (default 4)
+#   NOISY_LIGHT_RATE  reads/s of each light agent (default 50)
+#   NOISY_LIMIT       --read-rate of the limited agent (default 20M)
+#   NOISY_FILE_MB     size of each of the 12 streamed files (default 192)
+#   NOISY_OUT         markdown output (default: build/noisy.md)
+#   NOISY_TMPDIR      where the scratch dir is made (default: build/; a real
+#                     disk, not tmpfs)
+#
+# Must run as root. Everything lives under one mktemp dir that is removed at
+# the end; every mount is unmounted and every process started is killed, also
+# on error or Ctrl-C. Run time with the defaults: about 5 minutes.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+
+LANEFS=${LANEFS:-$ROOT/build/lanefs}
+BUILD_DIR=$ROOT/build
+SECS=${NOISY_SECS:-20}
+JOBS=${NOISY_JOBS:-4}
+LIGHT_RATE=${NOISY_LIGHT_RATE:-50}
+LIMIT=${NOISY_LIMIT:-20M}
+FILE_MB=${NOISY_FILE_MB:-192}
+OUT=${NOISY_OUT:-$BUILD_DIR/noisy.md}
+TMPBASE=${NOISY_TMPDIR:-$BUILD_DIR}
+MOUNT_TIMEOUT=30
+NFILES=12
+AGENTS=(heavy l1 l2 l3)
+WEIGHTS=(100 200 300)           # of heavy, l1, l2 in the jain phase
+
+WORK="" LOWER="" STATE="" TOOL=""
+MOUNTED=()          # "kind mountpoint" of every live mount, for cleanup
+PIDS=()             # load generators running
+declare -A VIEW     # agent -> root of its view for the system being run
+declare -A R        # "system|metric" -> value
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "noisy: $*"; exit 1; }
+
+# --- cleanup -----------------------------------------------------------------
+
+# Looks the mount up in the kernel's table rather than touching the path,
+# which could block on a FUSE daemon that no longer answers.
+is_mounted() {
+    awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts
+}
+
+unmount_one() {
+    local kind=$1 mnt=$2
+    is_mounted "$mnt" || return 0
+    case $kind in
+        lanefs) timeout "$MOUNT_TIMEOUT" "$LANEFS" umount "$mnt" >/dev/null 2>&1 ||
+                    umount -l "$mnt" 2>/dev/null || true ;;
+        fuse)   timeout "$MOUNT_TIMEOUT" fusermount3 -u "$mnt" 2>/dev/null ||
+                    umount -l "$mnt" 2>/dev/null || true ;;
+        bind)   umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true ;;
+    esac
+}
+
+unmount_all() {
+    local e
+    for e in "${MOUNTED[@]}"; do unmount_one "${e%% *}" "${e#* }"; done
+    MOUNTED=()
+}
+
+# Runs on every exit path; nothing in it may trip `set -e`.
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    set +e
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    unmount_all
+    if [[ -n $WORK && -d $WORK ]]; then
+        if awk -v w="$WORK/" 'index($2, w) == 1 { f = 1 } END { exit !f }' /proc/self/mounts; then
+            log "noisy: mounts remain below $WORK; not removing it"
+        else
+            rm -rf --one-file-system "$WORK"
+        fi
+    fi
+    exit "$rc"
+}
+
+# --- setup -------------------------------------------------------------------
+
+check_prereqs() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root (mounts, drop_caches)"
+    [[ -c /dev/fuse ]] || die "/dev/fuse is missing"
+    [[ -x $LANEFS ]] || die "lanefs binary '$LANEFS' not found (run 'make all')"
+    command -v fuse-overlayfs >/dev/null || die "fuse-overlayfs is not installed"
+    command -v cc >/dev/null || die "no C compiler"
+}
+
+build_tool() {
+    mkdir -p "$BUILD_DIR/bench"
+    TOOL=$BUILD_DIR/bench/noisy_load
+    cc -O2 -std=c11 -Wall -Wextra -Werror -pthread -o "$TOOL" "$SCRIPT_DIR/noisy_load.c"
+}
+
+# Random content, so nothing can shortcut zero pages.
+make_lower() {
+    local i
+    log "creating lower data: $NFILES x $FILE_MB MiB streamed, 3 x 64 MiB random"
+    mkdir -p "$LOWER/s" "$LOWER/r"
+    for ((i = 0; i < NFILES; i++)); do
+        dd if=/dev/urandom of="$LOWER/s/f$i" bs=1M count="$FILE_MB" status=none
+    done
+    for i in 1 2 3; do
+        dd if=/dev/urandom of="$LOWER/r/l$i" bs=1M count=64 status=none
+    done
+    sync
+}
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# --- views -------------------------------------------------------------------
+
+# mount_system SYS [ENV...]: 4 mounts of the lower for SYS; sets VIEW[agent].
+mount_system() {
+    local sys=$1 a mnt
+    shift
+    for a in "${AGENTS[@]}"; do
+        mnt=$WORK/mnt/$sys-$a
+        mkdir -p "$mnt"
+        case $sys in
+            lanefs*)
+                MOUNTED+=("lanefs $mnt")
+                env "$@" timeout "$MOUNT_TIMEOUT" "$LANEFS" mount "$STATE" --agent "$a" "$mnt" \
+                    >/dev/null || die "lanefs mount of $a failed" ;;
+            fuse-overlayfs)
+                mkdir -p "$WORK/fo/$a/upper" "$WORK/fo/$a/work"
+                MOUNTED+=("fuse $mnt")
+                fuse-overlayfs -o "lowerdir=$LOWER,upperdir=$WORK/fo/$a/upper,workdir=$WORK/fo/$a/work" \
+                    "$mnt" 2>>"$WORK/fo.log" || die "fuse-overlayfs mount failed" ;;
+            bind)
+                MOUNTED+=("bind $mnt")
+                mount --bind "$LOWER" "$mnt" ;;
+        esac
+        VIEW[$a]=$mnt
+    done
+}
+
+# --- load --------------------------------------------------------------------
+
+# Files agent k (0..2) streams in the jain phase: every third, so no two
+# agents share a file (and thus pages).
+files_of() { local k=$1 i; for ((i = k; i < NFILES; i += 3)); do printf 's/f%d ' "$i"; done; }
+all_files() { local i; for ((i = 0; i < NFILES; i++)); do printf 's/f%d ' "$i"; done; }
+
+# start NAME AGENT MODE ARG FILES...: a load generator in the background,
+# its output in $WORK/out/NAME.
+start() {
+    local name=$1 agent=$2 mode=$3 arg=$4
+    shift 4
+    "$TOOL" "$mode" "$SECS" "$arg" "$LOWER" "${VIEW[$agent]}" "$@" >"$WORK/out/$name" &
+    PIDS+=($!)
+}
+
+# Waits for every load generator; one that fails fails the run.
+wait_all() {
+    local p rc=0
+    for p in "${PIDS[@]}"; do wait "$p" || rc=1; done
+    PIDS=()
+    ((rc == 0)) || die "a load generator failed"
+}
+
+val() { awk -v k="$2" '$1 == k { print $2 }' "$WORK/out/$1"; }
+mbps() { awk -v b="$(val "$1" bytes)" -v s="$SECS" 'BEGIN { printf "%.1f", b / s / 1048576 }'; }
+
+light_start() { local i; for i in 1 2 3; do start "$1-l$i" "l$i" rand "$LIGHT_RATE" "r/l$i"; done; }
+
+# Records p50/p99 of the light agents of phase PH under key prefix.
+light_record() {
+    local sys=$1 ph=$2 i
+    for i in 1 2 3; do
+        R["$sys|$ph-p50-l$i"]=$(val "$ph-l$i" p50_us)
+        R["$sys|$ph-p99-l$i"]=$(val "$ph-l$i" p99_us)
+    done
+}
+
+# Jain's index of bytes/weight: over the totals, and the worst whole second.
+jain() {
+    awk -v w="${WEIGHTS[*]}" -v secs="$SECS" '
+        BEGIN { n = split(w, W, " ") }
+        FNR == 1 { k++ }
+        $1 == "bytes" { tot[k] = $2 / W[k] }
+        $1 == "sec" { s[k, $2] = $3 / W[k] }
+        function idx(v, m,   i, a, b) { a = b = 0
+            for (i = 1; i <= m; i++) { a += v[i]; b += v[i] * v[i] }
+            return b > 0 ? a * a / (m * b) : 0 }
+        END { o = idx(tot, n); worst = 1
+              for (t = 0; t < secs; t++) { for (i = 1; i <= n; i++) x[i] = s[i, t]
+                                            j = idx(x, n); if (j < worst) worst = j }
+              printf "%.3f %.3f\n", o, worst }' "$@"
+}
+
+run_phases() {
+    local sys=$1 i k
+    mkdir -p "$WORK/out"
+    log "[$sys] light alone"
+    drop_caches; light_start light; wait_all
+    light_record "$sys" light
+    log "[$sys] heavy alone"
+    drop_caches; start heavy heavy seq "$JOBS" $(all_files); wait_all
+    R["$sys|heavy-alone"]=$(mbps heavy)
+    log "[$sys] heavy + light"
+    drop_caches; start mixed-heavy heavy seq "$JOBS" $(all_files); light_start mixed; wait_all
+    light_record "$sys" mixed
+    R["$sys|heavy-mixed"]=$(mbps mixed-heavy)
+    log "[$sys] three streaming agents, weights ${WEIGHTS[*]}"
+    local agents3=(heavy l1 l2)
+    if [[ $sys == lanefs ]]; then
+        for k in 0 1 2; do
+            "$LANEFS" agent set "$STATE" "${agents3[$k]}" --weight "${WEIGHTS[$k]}" >/dev/null
+        done
+    fi
+    drop_caches
+    for k in 0 1 2; do start "jain$k" "${agents3[$k]}" seq "$JOBS" $(files_of "$k"); done
+    wait_all
+    local jo jw
+    read -r jo jw < <(jain "$WORK/out/jain0" "$WORK/out/jain1" "$WORK/out/jain2")
+    R["$sys|jain"]=$jo
+    R["$sys|jain-worst"]=$jw
+    R["$sys|jain-mb"]="$(mbps jain0)/$(mbps jain1)/$(mbps jain2)"
+    if [[ $sys == lanefs ]]; then
+        for a in heavy l1 l2; do "$LANEFS" agent set "$STATE" "$a" --weight 100 >/dev/null; done
+        log "[$sys] l1 limited to $LIMIT next to the heavy agent"
+        "$LANEFS" agent set "$STATE" l1 --read-rate "$LIMIT" >/dev/null
+        drop_caches
+        start lim-heavy heavy seq "$JOBS" $(files_of 0); start lim l1 seq 2 $(files_of 1)
+        wait_all
+        "$LANEFS" agent set "$STATE" l1 --read-rate 0 >/dev/null
+        # The first second holds the bucket's burst (one second of the
+        # rate), so the steady rate is measured over the seconds after it.
+        local lim_bytes
+        lim_bytes=$(numfmt --from=iec "$LIMIT")
+        R["$sys|limit-ratio"]=$(awk -v l="$lim_bytes" -v s="$SECS" '
+            $1 == "sec" && $2 >= 1 { b += $3 } END { printf "%.3f", b / (s - 1) / l }' "$WORK/out/lim")
+        R["$sys|limit-all"]=$(awk -v l="$lim_bytes" -v s="$SECS" '
+            $1 == "bytes" { printf "%.3f", $2 / s / l }' "$WORK/out/lim")
+    fi
+    rm -rf "$WORK/out"
+}
+
+# --- report ------------------------------------------------------------------
+
+get() { printf '%s' "${R[$1]:-n/a}"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "" && a != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
+met() { awk -v c="$1" 'BEGIN { print (c ? "met" : "not met") }'; }
+
+report() {
+    local s i worst_ratio
+    {
+        echo "NOISY_SECS=$SECS, heavy jobs $JOBS, light $LIGHT_RATE reads/s each, limit $LIMIT, $NFILES x $FILE_MB MiB streamed files"
+        echo
+        echo "| measure | lanefs | fuse-overlayfs | bind |"
+        echo "|---|---|---|---|"
+        for i in 1 2 3; do
+            printf '| l%d p50 / p99 alone (µs) |' "$i"
+            for s in lanefs fuse-overlayfs bind; do printf ' %s / %s |' "$(get "$s|light-p50-l$i")" "$(get "$s|light-p99-l$i")"; done
+            echo
+            printf '| l%d p50 / p99 next to heavy (µs) |' "$i"
+            for s in lanefs fuse-overlayfs bind; do printf ' %s / %s |' "$(get "$s|mixed-p50-l$i")" "$(get "$s|mixed-p99-l$i")"; done
+            echo
+        done
+        printf '| worst light p99 next to heavy / alone |'
+        for s in lanefs fuse-overlayfs bind; do
+            worst_ratio=0
+            for i in 1 2 3; do
+                worst_ratio=$(awk -v w="$worst_ratio" -v r="$(ratio "$(get "$s|mixed-p99-l$i")" "$(get "$s|light-p99-l$i")")" \
+                    'BEGIN { print (r != "n/a" && r + 0 > w + 0) ? r : w }')
+            done
+            R["$s|p99-ratio"]=$worst_ratio
+            printf ' %s |' "$worst_ratio"
+        done
+        echo
+        printf '| heavy MiB/s alone / next to light |'
+        for s in lanefs fuse-overlayfs bind; do printf ' %s / %s |' "$(get "$s|heavy-alone")" "$(get "$s|heavy-mixed")"; done
+        echo
+        printf '| 3 streams MiB/s (weights %s) |' "${WEIGHTS[*]// //}"
+        for s in lanefs fuse-overlayfs bind; do printf ' %s |' "$(get "$s|jain-mb")"; done
+        echo
+        printf '| Jain of MiB/s/weight overall / worst 1 s |'
+        for s in lanefs fuse-overlayfs bind; do printf ' %s / %s |' "$(get "$s|jain")" "$(get "$s|jain-worst")"; done
+        echo
+        echo "| limited agent rate / limit (after 1st s / whole run) | $(get "lanefs|limit-ratio") / $(get "lanefs|limit-all") | n/a | n/a |"
+        echo "| heavy alone: engine on / off (MiB/s) | $(get "lanefs|heavy-alone") / $(get "lanefs-off|heavy-alone") | | |"
+        echo
+        local p99r=${R[lanefs|p99-ratio]} j=${R[lanefs|jain]:-0} jw=${R[lanefs|jain-worst]:-0}
+        local lr=${R[lanefs|limit-ratio]:-0}
+        local wc
+        wc=$(ratio "$(get "lanefs|heavy-alone")" "$(get "lanefs-off|heavy-alone")")
+        echo "| target (lanefs) | measured | |"
+        echo "|---|---|---|"
+        echo "| light p99 next to heavy ≤ 2× alone | ${p99r}× | $(met "$(awk -v r="$p99r" 'BEGIN { print (r <= 2) }')") |"
+        echo "| Jain ≥ 0.95 overall | $j | $(met "$(awk -v r="$j" 'BEGIN { print (r >= 0.95) }')") |"
+        echo "| Jain ≥ 0.90 every 1 s window | $jw (worst) | $(met "$(awk -v r="$jw" 'BEGIN { print (r >= 0.90) }')") |"
+        echo "| limit held within 5% | $lr of the limit | $(met "$(awk -v r="$lr" 'BEGIN { print (r >= 0.95 && r <= 1.05) }')") |"
+        echo "| heavy alone ≥ 90% of unshaped | $wc | $(met "$(awk -v r="$wc" 'BEGIN { print (r >= 0.90) }')") |"
+    } >"$OUT"
+    cat "$OUT"
+}
+
+main() {
+    check_prereqs
+    trap cleanup EXIT
+    trap 'log "noisy: interrupted"; exit 130' INT TERM
+    mkdir -p "$TMPBASE"
+    WORK=$(mktemp -d "$TMPBASE/noisy.XXXXXX")
+    LOWER=$WORK/lower
+    STATE=$WORK/state
+    build_tool
+    make_lower
+    "$LANEFS" init "$STATE" --lower "$LOWER" >/dev/null
+
+    mount_system lanefs; run_phases lanefs; unmount_all
+    # Unshaped: a fresh daemon that reads directly (the first mount starts
+    # it and it inherits the environment); only heavy-alone is measured.
+    mount_system lanefs-off LANEFS_READ_ENGINE=off
+    mkdir -p "$WORK/out"
+    log "[lanefs-off] heavy alone, read engine off"
+    drop_caches; start heavy heavy seq "$JOBS" $(all_files); wait_all
+    R["lanefs-off|heavy-alone"]=$(mbps heavy)
+    rm -rf "$WORK/out"
+    unmount_all
+    mount_system fuse-overlayfs; run_phases fuse-overlayfs; unmount_all
+    mount_system bind; run_phases bind; unmount_all
+    report
+}
+
+main "$@"
