@@ -439,6 +439,13 @@ static void op_agent_set(struct daemon *d, struct conn *c, cJSON *req)
         return;
     }
     int rc = d->vol.rengine ? rengine_agent_set(d->vol.rengine, sid, &l) : -ENOTSUP;
+    if (rc == 0) {
+        pthread_mutex_lock(&d->lock);
+        if ((s = sess_find(d, agent, NULL)) && s->id == sid)
+            __atomic_store_n(&s->fs.read_unlimited, !l.rate_bps && !l.iops,
+                             __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&d->lock);
+    }
     if (rc < 0) {
         reply_err(c, -rc, "cannot set the read shaping of %s: %s", agent, strerror(-rc));
         return;

@@ -101,6 +101,7 @@ struct ovl_fs {
     pid_t comm_pid;           /* handle_lock: the last process named... */
     char comm[32];            /* handle_lock: ...and its name (events) */
     uint64_t next_handle;     /* atomic: handle ids for the journal */
+    bool read_unlimited;      /* atomic: no rate or IOPS limit on reads */
 };
 
 /* An open file of the view. */

@@ -127,6 +127,7 @@ static int sess_mount(struct daemon *d, const struct sess_opts *o, uint64_t id,
     if (rc < 0)
         goto fail_free;
     s->fs.sid = id;
+    s->fs.read_unlimited = !o->read.rate_bps && !o->read.iops;
     rc = quota_init(&s->fs, o->quota_bytes, o->quota_inodes);
     if (rc < 0) {
         snprintf(err, errlen, "cannot measure the usage of %s: %s", s->agent,
