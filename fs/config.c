@@ -235,6 +235,13 @@ static int vol_handler(void *user, const char *section, const char *name,
         if (strcmp(value, "on") && strcmp(value, "off"))
             vol_fail(p, -EINVAL, "journal must be on or off, not '%s'", value);
         cfg->no_journal = strcmp(value, "off") == 0;
+    } else if (strcmp(section, "volume") == 0 && strcmp(name, "journal_max") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-')
+            vol_fail(p, -EINVAL, "journal_max must be a number of bytes, not '%s'", value);
+        cfg->journal_max = v;
     }
     else if (strcmp(section, "temp") == 0 && strcmp(name, "path") == 0)
         vol_add_path(p, &cfg->temp_paths, &cfg->n_temp_paths, "temp", value);
@@ -354,8 +361,10 @@ static int vol_write_list(FILE *f, const char *key, char **list, size_t n)
 static int vol_write(FILE *f, const struct vol_config *cfg)
 {
     if (fprintf(f, "; lanefs volume configuration\n"
-                "[volume]\nversion = %d\nlower = %s\njournal = %s\n",
-                VOL_CONF_VERSION, cfg->lower, cfg->no_journal ? "off" : "on") < 0)
+                "[volume]\nversion = %d\nlower = %s\njournal = %s\n"
+                "journal_max = %llu\n",
+                VOL_CONF_VERSION, cfg->lower, cfg->no_journal ? "off" : "on",
+                cfg->journal_max) < 0)
         return -EIO;
     if (fprintf(f, "\n[temp]\n") < 0 ||
         vol_write_list(f, "path", cfg->temp_paths, cfg->n_temp_paths) < 0 ||

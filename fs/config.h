@@ -7,6 +7,7 @@
  *   version = 1
  *   lower = /absolute/canonical/path
  *   journal = off           ; optional: no event journal (default on)
+ *   journal_max = 268435456 ; optional: journal size cap in bytes (0: none)
  *   [temp]
  *   path = tmp              ; one line per --temp PATH, relative to the root
  *   pattern = *.tmp         ; one line per name pattern (fnmatch, one name)
@@ -32,6 +33,7 @@ struct vol_config {
     char **temp_patterns; size_t n_temp_patterns;
     char **shared_paths; size_t n_shared_paths;
     bool no_journal;             /* [volume] journal = off */
+    unsigned long long journal_max;   /* [volume] journal_max, bytes; 0: none */
 };
 
 /* Loads STATE/volume.conf into *cfg (zeroed first). Returns 0, or -errno with

@@ -256,7 +256,8 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
     /* The journal: every session, namespace change, lease and leak. A
      * journal that cannot be opened is logged and the volume served
      * without one, rather than not at all. */
-    rc = d.vol.cfg.no_journal ? 0 : journal_open(d.vol.state_dir, 0, &d.vol.journal);
+    rc = d.vol.cfg.no_journal ? 0 : journal_open(d.vol.state_dir, d.vol.cfg.journal_max,
+                                                 &d.vol.journal);
     if (rc < 0) {
         log_say("cannot open the journal %s/%s: %s; serving without it",
                 d.vol.state_dir, JOURNAL_DB_NAME, strerror(-rc));

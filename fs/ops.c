@@ -393,7 +393,19 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
         return;
     }
     pid_t pid = fuse_req_ctx(req)->pid;
-    ev_op(fs, a->op, s.rel, NULL, pid, a->target);
+    if (h) {
+        h->id = __atomic_add_fetch(&fs->next_handle, 1, __ATOMIC_RELAXED);
+        if (ev_on(fs)) {        /* a create is also an open: name its handle */
+            char comm[32];
+            struct journal_event ev = ev_blank(a->op);
+            ev.pid = pid;
+            ev.comm = ev_comm(fs, pid, comm, sizeof(comm));
+            ev.handle = (int64_t)h->id;
+            ev_log(fs, &ev, s.rel, NULL);
+        }
+    } else {
+        ev_op(fs, a->op, s.rel, NULL, pid, a->target);
+    }
     if (setid)
         ev_op(fs, "denied", s.rel, NULL, pid, "set-id bits stripped");
     if (!fi) {
@@ -405,7 +417,6 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
     h->dev = s.e.st.st_dev;
     h->ino = s.e.st.st_ino;
     h->pid = pid;
-    h->id = __atomic_add_fetch(&fs->next_handle, 1, __ATOMIC_RELAXED);
     h->path = strdup(s.rel);
     h->node = node_get(fs, ep.ino);
     handle_track(fs, h);

@@ -1,6 +1,7 @@
 /* recover.c - ending the sessions of a daemon that died. */
 #include "fs/ovl_i.h"
 #include "fs/recover.h"
+#include "journal/journal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,6 +29,8 @@ struct recover_ctx {
     recover_note_fn note;
     void *arg;
     int rc;                 /* first error met */
+    struct journal *journal;   /* opened at the first session, unless off */
+    bool journal_tried;
 };
 
 struct recover_session {
@@ -249,9 +252,32 @@ static int recover_read_session(int dirfd, const char *name,
     return 0;
 }
 
+/* Records the crash end in the journal too (it has the session's start). */
+static void recover_journal_end(struct recover_ctx *c, const struct recover_session *s)
+{
+    if (!c->journal_tried) {
+        struct vol_config cfg;
+        char err[256];
+        c->journal_tried = true;
+        if (vol_config_load(c->state, &cfg, err, sizeof(err)) == 0) {
+            if (!cfg.no_journal && journal_open(c->state, 0, &c->journal) < 0)
+                c->journal = NULL;
+            vol_config_free(&cfg);
+        }
+    }
+    if (!c->journal)
+        return;
+    struct journal_event ev = { .op = "session_end", .agent = s->agent[0] ? s->agent : NULL,
+                                .session = s->id, .pid = -1, .handle = -1,
+                                .bytes_read = -1, .bytes_written = -1, .size = -1,
+                                .detail = "crash" };
+    journal_log(c->journal, &ev);
+}
+
 static int recover_log_end(struct recover_ctx *c,
                            const struct recover_session *s)
 {
+    recover_journal_end(c, s);
     char path[PATH_MAX], line[256];
     if (snprintf(path, sizeof(path), "%s/sessions.log", c->state) >=
         (int)sizeof(path))
@@ -391,6 +417,7 @@ int recover_run(const char *state_dir, recover_note_fn note, void *arg,
     recover_detach_orphans(&c);
     recover_unlink_stale(&c, "control.sock");
     recover_unlink_stale(&c, "daemon.pid");
+    journal_close(c.journal);
     free(c.canon);
     if (n_recovered)
         *n_recovered = n;

@@ -13,13 +13,14 @@
 
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_LOWER = 256, OPT_TEMP, OPT_TEMP_PATTERN, OPT_SHARED, OPT_FORCE,
-       OPT_NO_JOURNAL, OPT_HELP };
+       OPT_NO_JOURNAL, OPT_JOURNAL_MAX, OPT_HELP };
 
 static void init_usage(FILE *out)
 {
     fputs(
 "usage: lanefs init STATE --lower DIR [--temp PATH]... [--temp-pattern GLOB]...\n"
-"                   [--shared PATH]... [--no-journal] [--force]\n"
+"                   [--shared PATH]... [--no-journal] [--journal-max SIZE]\n"
+"                   [--force]\n"
 "\n"
 "Creates a volume: STATE/volume.conf, STATE/agents/ and STATE/shared/upper/.\n"
 "\n"
@@ -32,6 +33,7 @@ static void init_usage(FILE *out)
 "                       default: *.tmp *.part *.swp .~lock.*#)\n"
 "  --shared PATH        a directory all agents write in common (repeatable)\n"
 "  --no-journal         keep no event journal (STATE/journal.db)\n"
+"  --journal-max SIZE   prune the oldest journal events past SIZE (256M, 1G)\n"
 "  --force              rewrite the configuration of an existing volume;\n"
 "                       its agents' data is kept\n"
 "  -h, --help           show this help\n", out);
@@ -177,6 +179,7 @@ static int init_run(int argc, char **argv)
         { "shared",       required_argument, NULL, OPT_SHARED },
         { "force",        no_argument,       NULL, OPT_FORCE },
         { "no-journal",   no_argument,       NULL, OPT_NO_JOURNAL },
+        { "journal-max",  required_argument, NULL, OPT_JOURNAL_MAX },
         { "help",         no_argument,       NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -220,6 +223,13 @@ static int init_run(int argc, char **argv)
             break;
         case OPT_NO_JOURNAL:
             cfg.no_journal = true;
+            break;
+        case OPT_JOURNAL_MAX:
+            if (cli_parse_size(optarg, &cfg.journal_max) < 0) {
+                ret = cli_usage_err("init", "bad --journal-max '%s': expected a "
+                                    "size such as 256M or 1G", optarg);
+                goto out;
+            }
             break;
         case OPT_FORCE:
             force = true;

@@ -458,3 +458,19 @@ Test(config, journal_switch)
     vol_config_free(&cfg);
     assert_refused(HEAD "journal = maybe\n", 4, "journal must be on or off");
 }
+
+Test(config, journal_max)
+{
+    struct vol_config cfg;
+    char err[256];
+    cr_assert_eq(load_text(HEAD "journal_max = 1048576\n", &cfg, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_eq(cfg.journal_max, 1048576);
+    cr_assert_eq(vol_config_save(tdir, &cfg), 0);
+    vol_config_free(&cfg);
+    cr_assert_eq(vol_config_load(tdir, &cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.journal_max, 1048576);
+    vol_config_free(&cfg);
+    assert_refused(HEAD "journal_max = -5\n", 4, "journal_max must be a number");
+    assert_refused(HEAD "journal_max = 1G\n", 4, "journal_max must be a number");
+}
