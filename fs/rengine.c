@@ -29,6 +29,7 @@ struct re_read {
     int fd;
     off_t off;
     size_t size;
+    size_t got;                   /* engine thread: bytes read so far */
     uint64_t agent;
     char *buf;
     struct re_read *next;         /* e->mu: the incoming list */
@@ -214,7 +215,7 @@ static int ring_init(struct rengine *e)
     if (rc < 0)
         return rc;
     /* Blocking reads go to io-wq workers: keep them few. */
-    unsigned workers[2] = { 4, 4 };
+    unsigned workers[2] = { 16, 16 };
     io_uring_register_iowq_max_workers(&e->ring, workers);
     return 0;
 }
@@ -268,9 +269,24 @@ static void *engine_main(void *arg)
                 continue;
             }
             struct re_read *r = io_uring_cqe_get_data(cqe);
+            /* A short read that is not the end of the file would read as
+             * the end to the kernel: read the rest before answering. */
+            if (cqe->res > 0 && r->got + (size_t)cqe->res < r->size) {
+                r->got += (size_t)cqe->res;
+                struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+                if (sqe) {
+                    io_uring_prep_read(sqe, r->fd, r->buf + r->got,
+                                       (unsigned)(r->size - r->got),
+                                       (uint64_t)r->off + r->got);
+                    io_uring_sqe_set_data(sqe, r);
+                    continue;
+                }
+            } else if (cqe->res > 0) {
+                r->got += (size_t)cqe->res;
+            }
             e->inflight--;
             flight_add(e, r->agent, -1);
-            answer(r, cqe->res);
+            answer(r, cqe->res < 0 && r->got == 0 ? cqe->res : (int)r->got);
         }
         io_uring_cq_advance(&e->ring, n);
         if (e->removing)
