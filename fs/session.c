@@ -333,8 +333,22 @@ void sess_reap(struct session *s)
     /* Parked lock requests are answered while the session still exists;
      * then closing the fd aborts what is left of the connection. */
     unsigned nlocks = lockops_session_end(&d->vol, s->id);
-    if (d->vol.rengine)
+    if (d->vol.rengine) {
+        /* Throttling is journaled summarised, once per session. */
+        struct sched_stats ss;
+        if (ev_on(&s->fs) && rengine_agent_stats(d->vol.rengine, s->id, &ss) == 0 &&
+            ss.reads) {
+            char detail[128];
+            snprintf(detail, sizeof(detail), "reads=%llu queued_ms=%llu",
+                     (unsigned long long)ss.reads,
+                     (unsigned long long)(ss.queued_ns / 1000000));
+            struct journal_event ev = ev_blank("throttle");
+            ev.bytes_read = (int64_t)ss.bytes;
+            ev.detail = detail;
+            ev_log(&s->fs, &ev, NULL, NULL);
+        }
         rengine_agent_remove(d->vol.rengine, s->id);   /* its reads answered */
+    }
     unsigned nl = lease_release_agent(d->vol.leases, s->agent);
     if (nl)
         log_say("session %llu: released %u lease(s) of %s", (unsigned long long)s->id,
