@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fs/daemon_i.h"
+#include "fs/events.h"
 #include "fs/leaseops.h"
 #include "fs/log.h"
 #include "fs/rengine.h"
@@ -287,14 +288,8 @@ static cJSON *handles_json(struct session *s)
     cJSON *a = cJSON_CreateArray();
     pthread_mutex_lock(&s->fs.handle_lock);
     for (struct ovl_handle *h = s->fs.handles; h; h = h->next) {
-        char p[64], comm[32] = "?";
-        snprintf(p, sizeof(p), "/proc/%d/comm", (int)h->pid);
-        FILE *f = fopen(p, "re");
-        if (f) {
-            if (fgets(comm, sizeof(comm), f))
-                comm[strcspn(comm, "\n")] = '\0';
-            fclose(f);
-        }
+        char comm[32];
+        proc_comm(h->pid, comm, sizeof(comm));
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "pid", h->pid);
         cJSON_AddStringToObject(o, "comm", comm);

@@ -18,6 +18,20 @@ struct journal_event ev_blank(const char *op)
                                    .size = -1 };
 }
 
+const char *proc_comm(pid_t pid, char *buf, size_t len)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid);
+    FILE *f = pid > 0 ? fopen(p, "re") : NULL;
+    buf[0] = '\0';
+    if (f) {
+        if (fgets(buf, (int)len, f))
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+    }
+    return buf;
+}
+
 const char *ev_comm(struct ovl_fs *fs, pid_t pid, char *buf, size_t len)
 {
     /* Most requests of a view come from the process that sent the last
@@ -29,15 +43,7 @@ const char *ev_comm(struct ovl_fs *fs, pid_t pid, char *buf, size_t len)
         return buf;
     }
     pthread_mutex_unlock(&fs->handle_lock);
-    char p[64];
-    snprintf(p, sizeof(p), "/proc/%d/comm", (int)pid);
-    FILE *f = pid > 0 ? fopen(p, "re") : NULL;
-    buf[0] = '\0';
-    if (f) {
-        if (fgets(buf, (int)len, f))
-            buf[strcspn(buf, "\n")] = '\0';
-        fclose(f);
-    }
+    proc_comm(pid, buf, len);
     pthread_mutex_lock(&fs->handle_lock);
     fs->comm_pid = pid;
     snprintf(fs->comm, sizeof(fs->comm), "%s", buf);

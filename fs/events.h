@@ -20,7 +20,9 @@ void ev_log(struct ovl_fs *fs, struct journal_event *ev, const char *rel,
 /* Shorthand: op on rel (and rel2) by process pid, with a detail. */
 void ev_op(struct ovl_fs *fs, const char *op, const char *rel, const char *rel2,
            pid_t pid, const char *detail);
-/* The name of process pid (its comm), cached for the last pid asked. */
+/* The name of process pid (its /proc comm) into buf; "" when it is gone. */
+const char *proc_comm(pid_t pid, char *buf, size_t len);
+/* The same, cached in fs for the last pid asked (takes fs->handle_lock). */
 const char *ev_comm(struct ovl_fs *fs, pid_t pid, char *buf, size_t len);
 /* An empty event: every number "none". */
 struct journal_event ev_blank(const char *op);

@@ -299,14 +299,8 @@ static void journal_leftovers(struct session *s, unsigned nlocks, unsigned nleas
     temp_left(fs, fs->temp_fd, "");
     pthread_mutex_lock(&fs->handle_lock);
     for (struct ovl_handle *h = fs->handles; h; h = h->next) {
-        char p[64], comm[32] = "";
-        snprintf(p, sizeof(p), "/proc/%d/comm", (int)h->pid);
-        FILE *f = fopen(p, "re");
-        if (f) {
-            if (fgets(comm, sizeof(comm), f))
-                comm[strcspn(comm, "\n")] = '\0';
-            fclose(f);
-        }
+        char comm[32];
+        proc_comm(h->pid, comm, sizeof(comm));
         struct journal_event ev = ev_blank("handle_left");
         ev.pid = h->pid;
         ev.comm = comm;
