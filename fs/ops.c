@@ -622,11 +622,14 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* A read that the page cache holds in full (RWF_NOWAIT: no device I/O, so
  * no share of the device to schedule) is answered at once, for an agent
- * with no rate or IOPS limit. True when it was answered. */
+ * with no rate or IOPS limit while no other agent has reads in the engine:
+ * under contention every read is scheduled, since a stream's cached pages
+ * were read ahead on the device for it. True when it was answered. */
 static bool read_cached(struct ovl_fs *fs, struct ovl_handle *h, fuse_req_t req,
                         size_t size, off_t off)
 {
-    if (!__atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED) || size > (1u << 20))
+    if (!__atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED) || size > (1u << 20) ||
+        rengine_busy(fs->vol->rengine) > __atomic_load_n(&fs->in_engine, __ATOMIC_RELAXED))
         return false;
     char *buf = malloc(size ? size : 1);
     if (!buf)
@@ -657,7 +660,8 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
         __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
         if (read_cached(fs, h, req, size, off) ||
-            rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size) == 0)
+            rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size,
+                         &fs->in_engine) == 0)
             return;
     }
     __atomic_add_fetch(&FS(req)->bytes_read, size, __ATOMIC_RELAXED);

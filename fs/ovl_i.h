@@ -102,6 +102,7 @@ struct ovl_fs {
     char comm[32];            /* handle_lock: ...and its name (events) */
     uint64_t next_handle;     /* atomic: handle ids for the journal */
     bool read_unlimited;      /* atomic: no rate or IOPS limit on reads */
+    uint64_t in_engine;       /* atomic: this view's reads in the engine */
 };
 
 /* An open file of the view. */

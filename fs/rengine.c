@@ -32,6 +32,8 @@ struct re_read {
     size_t got;                   /* engine thread: bytes read so far */
     uint64_t agent;
     char *buf;
+    uint64_t *mine;               /* atomic: the agent's reads in the engine */
+    uint64_t *busy;               /* atomic: everyone's */
     struct re_read *next;         /* e->mu: the incoming list */
 };
 
@@ -62,6 +64,7 @@ struct rengine {
     struct re_cmd *removing;      /* engine thread: waits for in-flight reads */
     struct flight *flights;       /* engine thread: in-flight reads per agent */
     unsigned n_flights;           /* engine thread */
+    uint64_t busy;                /* atomic: reads in the engine */
     int init_rc;                  /* mu: the ring's set-up, from the thread */
     bool init_done;               /* mu */
 };
@@ -90,6 +93,8 @@ static void arm_wake(struct rengine *e)
 
 static void answer(struct re_read *r, int res)
 {
+    __atomic_sub_fetch(r->mine, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(r->busy, 1, __ATOMIC_RELAXED);
     if (res < 0)
         fuse_reply_err(r->req, -res);
     else
@@ -390,8 +395,13 @@ int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *o
     return rc;
 }
 
+uint64_t rengine_busy(const struct rengine *e)
+{
+    return __atomic_load_n(&e->busy, __ATOMIC_RELAXED);
+}
+
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                 off_t off, size_t size)
+                 off_t off, size_t size, uint64_t *mine)
 {
     struct re_read *r = calloc(1, sizeof(*r));
     if (!r || !(r->buf = malloc(size ? size : 1))) {
@@ -404,6 +414,10 @@ int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
     r->off = off;
     r->size = size;
     r->agent = agent;
+    r->mine = mine;
+    r->busy = &e->busy;
+    __atomic_add_fetch(mine, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&e->busy, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&e->mu);
     if (e->in_tail)
         e->in_tail->next = r;

@@ -31,8 +31,11 @@ void rengine_agent_remove(struct rengine *e, uint64_t agent);
 int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out);
 
 /* Queues a read of size bytes at off from fd for req of agent; the engine
- * replies to req. 0, or -errno (the caller replies). */
+ * replies to req. *mine (the agent's count of reads in the engine) goes up
+ * now and down when the read is answered. 0, or -errno (the caller replies). */
 int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                  off_t off, size_t size);
+                  off_t off, size_t size, uint64_t *mine);
+/* Reads in the engine (queued or in flight), all agents together. */
+uint64_t rengine_busy(const struct rengine *e);
 
 #endif
