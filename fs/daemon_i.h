@@ -101,6 +101,9 @@ int  sess_umount(struct session *s, bool lazy, const char *reason);
  * layer (and, if ephemeral, its upper), records the end, frees it. */
 void sess_reap(struct session *s);
 /* Finds a live session by agent or by mount point. Caller holds d->lock. */
+/* Raises the mount's kernel read-ahead; call once its INIT is answered. */
+void sess_tune_readahead(struct session *s);
+
 struct session *sess_find(struct daemon *d, const char *agent, const char *mountpoint);
 
 /* ---- loop.c ---- */

@@ -222,6 +222,8 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&d->lock);
 
         fuse_session_process_buf(s->se, &r->buf);
+        if (__atomic_exchange_n(&s->fs.readahead_pending, false, __ATOMIC_ACQ_REL))
+            sess_tune_readahead(s);
 
         pthread_mutex_lock(&d->lock);
         req_put_locked(d, r);

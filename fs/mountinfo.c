@@ -2,9 +2,12 @@
 #include "fs/mountinfo.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/config.h"
 
@@ -12,6 +15,7 @@
 
 static void minfo_entry_free(struct minfo_entry *e)
 {
+    free(e->dev);
     free(e->root);
     free(e->mountpoint);
     free(e->options);
@@ -112,7 +116,8 @@ static int minfo_parse_line(char *line, struct minfo_entry *e)
     if (!(fstype = minfo_field(&cur)) || !(source = minfo_field(&cur)))
         return -EINVAL;
     super = minfo_field(&cur);
-    if ((rc = minfo_dup(&e->root, f[3], true)) < 0 ||
+    if ((rc = minfo_dup(&e->dev, f[2], false)) < 0 ||
+        (rc = minfo_dup(&e->root, f[3], true)) < 0 ||
         (rc = minfo_dup(&e->mountpoint, f[4], true)) < 0 ||
         (rc = minfo_dup(&e->options, f[5], false)) < 0 ||
         (rc = minfo_dup(&e->fstype, fstype, true)) < 0 ||
@@ -230,4 +235,30 @@ int minfo_lanefs_source_split(const char *src, char **agent, char **state)
     *agent = a;
     *state = s;
     return 0;
+}
+
+int minfo_set_readahead(const char *mountpoint, unsigned kib)
+{
+    struct minfo_table t;
+    char path[128], text[32];
+    int rc = minfo_load(&t);
+    if (rc < 0)
+        return rc;
+    const struct minfo_entry *e = minfo_find_mountpoint(&t, mountpoint);
+    if (!e || strchr(e->dev, '/')) {
+        rc = -ENOENT;
+        goto out;
+    }
+    snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", e->dev);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    int len = snprintf(text, sizeof(text), "%u\n", kib);
+    rc = write(fd, text, (size_t)len) == len ? 0 : -errno;
+    close(fd);
+out:
+    minfo_free(&t);
+    return rc;
 }

@@ -16,6 +16,7 @@
 
 struct minfo_entry {
     int id, parent_id;
+    char *dev;           /* "MAJOR:MINOR" of the mounted filesystem */
     char *root;          /* root of the mount within its filesystem */
     char *mountpoint;    /* decoded absolute path */
     char *options;       /* per-mount options: "rw,nosuid,..." */
@@ -51,6 +52,13 @@ void minfo_unescape(char *s);
  * nothing is mounted there. */
 const struct minfo_entry *minfo_find_mountpoint(const struct minfo_table *t,
                                                 const char *mountpoint);
+
+/* Sets the kernel read-ahead of the filesystem mounted at mountpoint (its
+ * backing device info, /sys/class/bdi/MAJOR:MINOR/read_ahead_kb) to kib.
+ * Returns 0, -ENOENT when nothing is mounted there, or the -errno of the
+ * write (-EROFS, -EACCES where sysfs is read-only, as in rootless
+ * containers: the caller then keeps the kernel's default). */
+int minfo_set_readahead(const char *mountpoint, unsigned kib);
 
 /* The last lanefs entry whose source is exactly source, or NULL. */
 const struct minfo_entry *minfo_find_lanefs_source(const struct minfo_table *t,

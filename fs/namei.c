@@ -58,18 +58,55 @@ int ovl_each_prefix(struct ovl_fs *fs, const char *rel, ovl_prefix_fn fn,
     }
 }
 
-/* fstatat of name in directory prel of layer l; false when absent. */
-static bool layer_stat(struct ovl_fs *fs, enum ovl_layer l, const char *prel,
-                       const char *name, struct stat *st, int *dfd_out)
+void ovl_dirfds_init(struct ovl_dirfds *c)
 {
-    int dfd = layer_dir(fs, l, prel);
+    for (size_t i = 0; i < sizeof(c->fd) / sizeof(c->fd[0]); i++)
+        c->fd[i] = -2;
+}
+
+void ovl_dirfds_close(struct ovl_dirfds *c)
+{
+    for (size_t i = 0; i < sizeof(c->fd) / sizeof(c->fd[0]); i++) {
+        if (c->fd[i] >= 0)
+            close(c->fd[i]);
+        c->fd[i] = -2;
+    }
+}
+
+/* Directory prel of layer l: from c when given (then owned by c), else a
+ * new fd the caller closes. Negative when absent. */
+static int dir_fd(struct ovl_fs *fs, struct ovl_dirfds *c, enum ovl_layer l,
+                  const char *prel)
+{
+    if (!c)
+        return layer_dir(fs, l, prel);
+    if (c->fd[l] == -2) {
+        int fd = layer_dir(fs, l, prel);
+        c->fd[l] = fd < 0 ? -1 : fd;
+    }
+    return c->fd[l];
+}
+
+static void dir_fd_put(struct ovl_dirfds *c, int fd)
+{
+    if (!c && fd >= 0)
+        close(fd);
+}
+
+/* fstatat of name in directory prel of layer l; false when absent. The
+ * directory's fd goes to *dfd_out when found (release with dir_fd_put). */
+static bool layer_stat(struct ovl_fs *fs, struct ovl_dirfds *c, enum ovl_layer l,
+                       const char *prel, const char *name, struct stat *st,
+                       int *dfd_out)
+{
+    int dfd = dir_fd(fs, c, l, prel);
     if (dfd < 0)
         return false;
     bool found = fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0;
     if (dfd_out && found)
         *dfd_out = dfd;
     else
-        close(dfd);
+        dir_fd_put(c, dfd);
     return found;
 }
 
@@ -100,7 +137,7 @@ static int index_link_in(struct ovl_fs *fs, enum ovl_layer ul, const char *prel,
 
 /* Resolves name in directory prel whose lower merges when parent_merges. */
 static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
-                      const char *name, struct ovl_ent *e)
+                      const char *name, struct ovl_ent *e, struct ovl_dirfds *c)
 {
     char rel[PATH_MAX];
     struct stat ust, lst;
@@ -111,27 +148,29 @@ static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
     memset(e, 0, sizeof(*e));
     e->cls = pclass_of(fs->cfg, rel);
     if (e->cls == PCLASS_TEMP) {
-        if (layer_stat(fs, OVL_TEMP, prel, name, &e->st, NULL))
+        if (layer_stat(fs, c, OVL_TEMP, prel, name, &e->st, NULL))
             e->layer = OVL_TEMP;
         return 0;
     }
 
     enum ovl_layer ul = ovl_upper_of(e->cls);
     int udfd = -1;
-    bool in_upper = layer_stat(fs, ul, prel, name, &ust, &udfd);
+    bool in_upper = layer_stat(fs, c, ul, prel, name, &ust, &udfd);
     if (in_upper && layer_is_whiteout(&ust)) {
         e->upper_whiteout = true;
         in_upper = false;
     }
     bool lower_dir = false;
     if (parent_merges) {
-        e->in_lower = layer_stat(fs, OVL_LOWER, prel, name, &lst, NULL);
+        e->in_lower = layer_stat(fs, c, OVL_LOWER, prel, name, &lst, NULL);
         lower_dir = e->in_lower && S_ISDIR(lst.st_mode);
         if (!in_upper && !e->upper_whiteout && e->in_lower &&
             S_ISREG(lst.st_mode) && lst.st_nlink > 1 &&
             index_link_in(fs, ul, prel, name, &lst) == 0) {
+            if (c && c->fd[ul] == -1)
+                c->fd[ul] = -2;     /* the link-in made the upper dir */
             if (udfd < 0)
-                udfd = layer_dir(fs, ul, prel);
+                udfd = dir_fd(fs, c, ul, prel);
             in_upper = udfd >= 0 &&
                        fstatat(udfd, name, &ust, AT_SYMLINK_NOFOLLOW) == 0;
         }
@@ -146,8 +185,7 @@ static int resolve_at(struct ovl_fs *fs, const char *prel, bool parent_merges,
         e->st = lst;
         e->lower_merge = lower_dir;
     }
-    if (udfd >= 0)
-        close(udfd);
+    dir_fd_put(c, udfd);
     return 0;
 }
 
@@ -188,7 +226,14 @@ bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n)
 int ovl_resolve_child(struct ovl_fs *fs, struct ovl_node *parent,
                       const char *prel, const char *name, struct ovl_ent *e)
 {
-    return resolve_at(fs, prel, ovl_dir_merges(fs, parent), name, e);
+    return resolve_at(fs, prel, ovl_dir_merges(fs, parent), name, e, NULL);
+}
+
+int ovl_resolve_child_at(struct ovl_fs *fs, struct ovl_node *parent,
+                         const char *prel, const char *name,
+                         struct ovl_ent *e, struct ovl_dirfds *c)
+{
+    return resolve_at(fs, prel, ovl_dir_merges(fs, parent), name, e, c);
 }
 
 int ovl_resolve_node(struct ovl_fs *fs, struct ovl_node *n, char *rel,
@@ -202,7 +247,7 @@ int ovl_resolve_node(struct ovl_fs *fs, struct ovl_node *n, char *rel,
 
     char prel[PATH_MAX];
     const char *name = ovl_split(rel, prel, sizeof(prel));
-    rc = resolve_at(fs, prel, ovl_dir_merges(fs, n->parent), name, e);
+    rc = resolve_at(fs, prel, ovl_dir_merges(fs, n->parent), name, e, NULL);
     if (rc == 0 && e->layer == OVL_NONE)
         rc = -ENOENT;
     return rc;
@@ -224,7 +269,7 @@ int ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e)
             return -EINVAL;
         memcpy(comp, p, l);
         comp[l] = '\0';
-        int rc = resolve_at(fs, prefix, merges, comp, e);
+        int rc = resolve_at(fs, prefix, merges, comp, e, NULL);
         if (rc < 0)
             return rc;
         if (!slash)
@@ -244,20 +289,26 @@ int ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e)
     }
 }
 
-uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e)
+uint64_t ovl_ent_ino_at(struct ovl_fs *fs, const char *rel,
+                        const struct ovl_ent *e, struct ovl_dirfds *c)
 {
     if (ovl_is_upper(e->layer) && rel[0]) {
         char prel[PATH_MAX];
         const char *name = ovl_split(rel, prel, sizeof(prel));
-        int dfd = layer_dir(fs, e->layer, prel);
+        int dfd = dir_fd(fs, c, e->layer, prel);
         if (dfd >= 0) {
             uint64_t o = layer_origin(dfd, name);
-            close(dfd);
+            dir_fd_put(c, dfd);
             if (o)
                 return o;
         }
     }
     return layer_ino(e->layer, e->st.st_ino);
+}
+
+uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e)
+{
+    return ovl_ent_ino_at(fs, rel, e, NULL);
 }
 
 void ovl_fix_nlink(struct ovl_fs *fs, enum ovl_layer l, uint64_t ino,

@@ -55,12 +55,13 @@ static double attr_timeout(const struct ovl_fs *fs, enum pclass c,
 }
 
 /* Fills a FUSE entry for the child (parent, name) found as *e at rel and
- * takes one lookup on its node. */
-static int make_entry(struct ovl_fs *fs, struct ovl_node *parent,
-                      const char *name, const char *rel,
-                      const struct ovl_ent *e, struct fuse_entry_param *out)
+ * takes one lookup on its node; c caches the parent's directory fds. */
+static int make_entry_at(struct ovl_fs *fs, struct ovl_node *parent,
+                         const char *name, const char *rel,
+                         const struct ovl_ent *e, struct fuse_entry_param *out,
+                         struct ovl_dirfds *c)
 {
-    struct ovl_node *n = node_lookup_ref(fs, parent, name, ovl_ent_ino(fs, rel, e));
+    struct ovl_node *n = node_lookup_ref(fs, parent, name, ovl_ent_ino_at(fs, rel, e, c));
     if (!n)
         return -ENOMEM;
     memset(out, 0, sizeof(*out));
@@ -73,9 +74,18 @@ static int make_entry(struct ovl_fs *fs, struct ovl_node *parent,
     return 0;
 }
 
+static int make_entry(struct ovl_fs *fs, struct ovl_node *parent,
+                      const char *name, const char *rel,
+                      const struct ovl_ent *e, struct fuse_entry_param *out)
+{
+    return make_entry_at(fs, parent, name, rel, e, out, NULL);
+}
+
 static void ovl_init(void *userdata, struct fuse_conn_info *conn)
 {
-    (void)userdata;
+    struct ovl_fs *fs = userdata;
+    /* The session loop tunes the mount once this INIT is answered. */
+    __atomic_store_n(&fs->readahead_pending, true, __ATOMIC_RELEASE);
     /* Writes must reach the layer in order; no kernel write-back cache. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -803,6 +813,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
     struct ovl_node *n = node_get(fs, ino);
     struct ovl_dirh *dh = (struct ovl_dirh *)(uintptr_t)fi->fh;
     char *buf = malloc(size), prel[PATH_MAX], rel[PATH_MAX];
+    struct ovl_dirfds fds;
     size_t used = 0;
     int rc = 0;
 
@@ -810,6 +821,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    ovl_dirfds_init(&fds);
     pthread_mutex_lock(&dh->d.lock);
     RD(fs);
     if (off == 0)
@@ -828,10 +840,10 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
             struct ovl_ent e;
             bool dot = !strcmp(de->name, ".") || !strcmp(de->name, "..");
             bool got = !dot &&
-                ovl_resolve_child(fs, n, prel, de->name, &e) == 0 &&
+                ovl_resolve_child_at(fs, n, prel, de->name, &e, &fds) == 0 &&
                 e.layer != OVL_NONE &&
                 ovl_join(rel, sizeof(rel), prel, de->name) == 0 &&
-                make_entry(fs, n, de->name, rel, &e, &ep) == 0;
+                make_entry_at(fs, n, de->name, rel, &e, &ep, &fds) == 0;
             need = fuse_add_direntry_plus(req, buf + used, left, de->name, &ep,
                                           (off_t)i + 1);
             if (got && need > left)   /* not sent: undo the lookup */
@@ -841,6 +853,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
             break;
         used += need;
     }
+    ovl_dirfds_close(&fds);
     UN(fs);
     pthread_mutex_unlock(&dh->d.lock);
     if (rc < 0)

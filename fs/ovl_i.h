@@ -102,6 +102,7 @@ struct ovl_fs {
     char comm[32];            /* handle_lock: ...and its name (events) */
     uint64_t next_handle;     /* atomic: handle ids for the journal */
     bool read_unlimited;      /* atomic: no rate or IOPS limit on reads */
+    bool readahead_pending;   /* atomic: INIT answered, read-ahead not tuned */
     uint64_t in_engine;       /* atomic: this view's reads in the engine */
 };
 
@@ -198,6 +199,19 @@ int  node_move(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
  * child's path. Returns 0 (e->layer may be OVL_NONE) or -errno. */
 int  ovl_resolve_child(struct ovl_fs *fs, struct ovl_node *parent,
                        const char *prel, const char *name, struct ovl_ent *e);
+/* The parent directory's fd in each layer, opened on first use and kept
+ * for a batch of ovl_resolve_child_at calls in one directory (readdirplus
+ * resolves every child). Valid while the caller holds the view lock: no
+ * namespace change can move the directories meanwhile. */
+struct ovl_dirfds {
+    int fd[OVL_SHARED + 1];   /* -2: not opened yet, -1: absent, else fd */
+};
+void ovl_dirfds_init(struct ovl_dirfds *c);
+void ovl_dirfds_close(struct ovl_dirfds *c);
+/* ovl_resolve_child with the parent's directory fds taken from c. */
+int  ovl_resolve_child_at(struct ovl_fs *fs, struct ovl_node *parent,
+                          const char *prel, const char *name,
+                          struct ovl_ent *e, struct ovl_dirfds *c);
 /* Resolves node n; *rel gets its path. 0 or -errno (-ENOENT if absent). */
 int  ovl_resolve_node(struct ovl_fs *fs, struct ovl_node *n, char *rel,
                       size_t len, struct ovl_ent *e);
@@ -216,6 +230,9 @@ void ovl_fix_nlink(struct ovl_fs *fs, enum ovl_layer l, uint64_t ino,
                    struct stat *st);
 /* Reported st_ino of a resolved entry at rel. */
 uint64_t ovl_ent_ino(struct ovl_fs *fs, const char *rel, const struct ovl_ent *e);
+/* Same, with the parent's directory fds taken from c (may be NULL). */
+uint64_t ovl_ent_ino_at(struct ovl_fs *fs, const char *rel,
+                        const struct ovl_ent *e, struct ovl_dirfds *c);
 
 /* ---- copy_up.c ---- */
 /* Makes rel (resolved as *e) live in the upper of its class (private or

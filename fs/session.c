@@ -19,6 +19,7 @@
 #include "fs/events.h"
 #include "fs/lockops.h"
 #include "fs/log.h"
+#include "fs/mountinfo.h"
 #include "fs/ops.h"
 #include "fs/rengine.h"
 #include "fs/view.h"
@@ -78,6 +79,20 @@ struct session *sess_find(struct daemon *d, const char *agent, const char *mount
             return s;
     }
     return NULL;
+}
+
+#define SESS_READAHEAD_KB 1024  /* one maximal FUSE request */
+
+/* The kernel reads ahead 128 KiB on a FUSE mount, so a sequential reader
+ * costs a request per 128 KiB where one may carry 1 MiB (max_pages). The
+ * INIT answer caps the read-ahead at what the kernel offered in INIT, so
+ * this runs after it. Where sysfs is read-only the default stays. */
+void sess_tune_readahead(struct session *s)
+{
+    int rc = minfo_set_readahead(s->mountpoint, SESS_READAHEAD_KB);
+    if (rc < 0)
+        log_say("session %llu: read-ahead of %s stays the kernel's: %s",
+                (unsigned long long)s->id, s->mountpoint, strerror(-rc));
 }
 
 static struct fuse_session *new_fuse_session(struct daemon *d, struct session *s)
