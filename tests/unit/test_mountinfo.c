@@ -23,6 +23,7 @@ Test(mountinfo, parses_fields)
 
     cr_assert_eq(t.v[0].id, 22);
     cr_assert_eq(t.v[0].parent_id, 1);
+    cr_assert_str_eq(t.v[0].dev, "8:1");
     cr_assert_str_eq(t.v[0].root, "/");
     cr_assert_str_eq(t.v[0].mountpoint, "/");
     cr_assert_str_eq(t.v[0].options, "rw,relatime");
@@ -31,6 +32,7 @@ Test(mountinfo, parses_fields)
     cr_assert_str_eq(t.v[0].super_options, "rw,errors=remount-ro");
 
     cr_assert_eq(t.v[1].id, 36);
+    cr_assert_str_eq(t.v[1].dev, "0:52");
     cr_assert_str_eq(t.v[1].mountpoint, "/mnt/agent one");
     cr_assert_str_eq(t.v[1].fstype, "fuse.lanefs");
     cr_assert_str_eq(t.v[1].source, "lanefs@one:/srv/vol a");
