@@ -195,9 +195,8 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
     bool threads = false;
 
     memset(&d, 0, sizeof(d));
-    d.lock_fd = d.epfd = d.sig_fd = d.wake_fd = d.reap_fd = d.ctl_fd = -1;
+    d.lock_fd = d.epfd = d.sess_epfd = d.exit_fd = d.sig_fd = d.wake_fd = d.reap_fd = d.ctl_fd = -1;
     pthread_mutex_init(&d.lock, NULL);
-    pthread_cond_init(&d.work_cv, NULL);
     d.started = time(NULL);
     d.auto_exit = o->agent != NULL;
     d.nworkers = DEFAULT_WORKERS;

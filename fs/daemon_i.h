@@ -24,12 +24,7 @@
 #include "fs/sched.h"
 #include "fs/volume.h"
 
-#define DMN_QUEUE_MAX 8        /* requests read ahead per session */
-
-struct dmn_req {
-    struct fuse_buf buf;
-    struct dmn_req *next;
-};
+#define DMN_ID_BUCKETS 256     /* sessions by id, for the workers */
 
 struct session {
     struct ovl_fs fs;          /* the view; FUSE userdata */
@@ -45,21 +40,19 @@ struct session {
     struct sched_limits read;
 
     const char *end_reason;    /* d->lock: why it ends; NULL: not asked */
-    struct dmn_req *q_head, *q_tail;   /* d->lock */
-    unsigned q_len;            /* d->lock */
-    unsigned inflight;         /* d->lock: requests being processed */
-    bool in_ready;             /* d->lock: on d->ready list */
-    bool armed;                /* d->lock: fd armed in epoll */
+    unsigned inflight;         /* d->lock: requests being read or processed */
     bool ended;                /* d->lock: no more requests are read */
     bool reaping;              /* d->lock: handed to the control thread */
-    struct session *ready_next;        /* d->lock */
+    struct session *id_next;           /* d->lock: d->by_id chain, live only */
     struct session *next;              /* d->lock: d->sessions */
 };
 
 struct daemon {
     struct volume vol;
     int lock_fd;               /* STATE/daemon.lock, flock'ed */
-    int epfd;
+    int epfd;                  /* the loop thread's: signals, wake-ups */
+    int sess_epfd;             /* the workers': every live session's fd */
+    int exit_fd;               /* eventfd: set, it stops every worker */
     int sig_fd;
     int wake_fd;               /* eventfd: wakes the loop (reaped, stop) */
     int reap_fd;               /* eventfd: wakes the control thread */
@@ -72,11 +65,8 @@ struct daemon {
     pthread_t ctl_thread;
 
     pthread_mutex_t lock;
-    pthread_cond_t work_cv;
     struct session *sessions;          /* lock */
-    struct session *ready_head, *ready_tail;   /* lock */
-    struct dmn_req *pool;              /* lock: free request buffers */
-    unsigned pool_n;                   /* lock */
+    struct session *by_id[DMN_ID_BUCKETS];  /* lock: live sessions by id */
     uint64_t next_session;             /* lock */
     unsigned mounting;                 /* lock: mounts under way */
     bool stopping;                     /* lock */
@@ -107,12 +97,12 @@ void sess_tune_readahead(struct session *s);
 struct session *sess_find(struct daemon *d, const char *agent, const char *mountpoint);
 
 /* ---- loop.c ---- */
-/* Starts the workers; 0 or -errno. */
+/* Starts the workers, which wait on the sessions' fds; 0 or -errno. */
 int  loop_start_workers(struct daemon *d);
-/* Adds a session's fd to the epoll set. */
+/* Adds a session's fd to the workers' epoll set. */
 int  loop_add(struct daemon *d, struct session *s);
-/* Marks s ended: no more reads; queued requests are dropped; once nothing
- * is in flight it is handed to the control thread. Caller holds d->lock. */
+/* Marks s ended: no more reads; once nothing is in flight it is handed to
+ * the control thread. Caller holds d->lock. */
 void loop_end_locked(struct daemon *d, struct session *s, const char *reason);
 /* Runs the loop until the daemon stops and every session is reaped. */
 int  loop_run(struct daemon *d);

@@ -1,13 +1,15 @@
-/* loop.c - one event loop over every session's /dev/fuse fd, and a fixed
- * pool of workers that serve the sessions round-robin.
+/* loop.c - a fixed pool of workers serving every session's /dev/fuse fd,
+ * and the daemon's loop for signals, wake-ups and lease expiry.
  *
- * The loop thread reads requests into a small queue per session (at most
- * DMN_QUEUE_MAX; a full queue leaves the fd disarmed, so an agent that
- * floods requests waits in its own kernel queue). A session with queued
- * requests sits once on the ready list; a worker takes the session at the
- * head, processes one request and puts the session back at the tail if it
- * has more. So backlogged agents get workers in turn, one request each,
- * however many requests any one of them sends. */
+ * The workers wait together on one epoll set of the sessions' fds, each
+ * armed one-shot. A worker that gets a session reads one request, re-arms
+ * the fd (a still readable fd goes to the tail of epoll's ready list) and
+ * processes the request itself: no hand-off between threads on the way.
+ * So backlogged agents get workers in turn, one request each, however many
+ * requests any one of them sends; what an agent floods waits in its own
+ * kernel queue. Events carry the session's id, not a pointer: a worker
+ * looks the id up under d->lock and counts itself in flight there, so a
+ * session ended meanwhile is never touched after it was freed. */
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -27,67 +29,22 @@
 #include "fs/log.h"
 #include "locks/lease.h"
 
-#define POOL_MAX 64            /* request buffers kept for reuse */
+#define EXIT_TOKEN UINT64_MAX   /* epoll data of exit_fd; no session's id */
 
-static bool workers_exit;      /* d->lock */
-
-static struct dmn_req *req_get_locked(struct daemon *d)
+static struct session **id_slot_locked(struct daemon *d, uint64_t id)
 {
-    struct dmn_req *r = d->pool;
-    if (r) {
-        d->pool = r->next;
-        d->pool_n--;
-        r->next = NULL;
-        return r;
-    }
-    return calloc(1, sizeof(*r));   /* libfuse sizes buf.mem on first use */
-}
-
-static void req_put_locked(struct daemon *d, struct dmn_req *r)
-{
-    if (d->pool_n >= POOL_MAX) {
-        free(r->buf.mem);
-        free(r);
-        return;
-    }
-    r->next = d->pool;
-    d->pool = r;
-    d->pool_n++;
-}
-
-static void ready_push_locked(struct daemon *d, struct session *s)
-{
-    if (s->in_ready)
-        return;
-    s->in_ready = true;
-    s->ready_next = NULL;
-    if (d->ready_tail)
-        d->ready_tail->ready_next = s;
-    else
-        d->ready_head = s;
-    d->ready_tail = s;
-    pthread_cond_signal(&d->work_cv);
-}
-
-static void ready_remove_locked(struct daemon *d, struct session *s)
-{
-    struct session **pp = &d->ready_head, *prev = NULL;
-    while (*pp && *pp != s) {
-        prev = *pp;
-        pp = &(*pp)->ready_next;
-    }
-    if (!*pp)
-        return;
-    *pp = s->ready_next;
-    if (d->ready_tail == s)
-        d->ready_tail = prev;
-    s->in_ready = false;
+    struct session **pp = &d->by_id[id % DMN_ID_BUCKETS];
+    while (*pp && (*pp)->id != id)
+        pp = &(*pp)->id_next;
+    return pp;
 }
 
 static void arm_locked(struct daemon *d, struct session *s)
 {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = s };
-    s->armed = epoll_ctl(d->epfd, EPOLL_CTL_MOD, s->fd, &ev) == 0;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = s->id };
+    if (epoll_ctl(d->sess_epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0)
+        log_say("session %llu: cannot re-arm its fd: %s",
+                (unsigned long long)s->id, strerror(errno));
 }
 
 static void post_reap_locked(struct daemon *d, struct session *s)
@@ -112,16 +69,10 @@ void loop_end_locked(struct daemon *d, struct session *s, const char *reason)
     s->ended = true;
     if (!s->end_reason)
         s->end_reason = reason;
-    epoll_ctl(d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-    s->armed = false;
-    ready_remove_locked(d, s);
-    while (s->q_head) {        /* the connection is gone: nobody to answer */
-        struct dmn_req *r = s->q_head;
-        s->q_head = r->next;
-        req_put_locked(d, r);
-    }
-    s->q_tail = NULL;
-    s->q_len = 0;
+    epoll_ctl(d->sess_epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    struct session **pp = id_slot_locked(d, s->id);
+    if (*pp)
+        *pp = s->id_next;
     if (s->inflight == 0)
         post_reap_locked(d, s);
 }
@@ -131,112 +82,86 @@ int loop_add(struct daemon *d, struct session *s)
     int fl = fcntl(s->fd, F_GETFL);
     if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = s };
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = s->id };
     pthread_mutex_lock(&d->lock);
-    int rc = epoll_ctl(d->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0 ? -errno : 0;
-    s->armed = rc == 0;
+    s->id_next = NULL;
+    *id_slot_locked(d, s->id) = s;
+    int rc = epoll_ctl(d->sess_epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0 ? -errno : 0;
+    if (rc < 0)
+        *id_slot_locked(d, s->id) = NULL;
     pthread_mutex_unlock(&d->lock);
     return rc;
 }
 
-/* Reads what s has ready, up to a full queue. Runs on the loop thread. */
-static void on_readable(struct daemon *d, struct session *s)
+/* Reads one request of s into buf and re-arms s, or ends s when its
+ * connection is gone. True when buf holds a request to process. */
+static bool read_request(struct daemon *d, struct session *s, struct fuse_buf *buf)
 {
-    for (;;) {
-        pthread_mutex_lock(&d->lock);
-        if (s->ended || s->q_len >= DMN_QUEUE_MAX) {
-            s->armed = false;   /* a worker re-arms once the queue drains */
-            pthread_mutex_unlock(&d->lock);
-            return;
-        }
-        struct dmn_req *r = req_get_locked(d);
-        pthread_mutex_unlock(&d->lock);
-        if (!r) {
-            log_say("out of memory reading a request of %s", s->agent);
-            pthread_mutex_lock(&d->lock);
-            arm_locked(d, s);
-            pthread_mutex_unlock(&d->lock);
-            return;
-        }
-        r->buf.flags = 0;
-        int res = fuse_session_receive_buf(s->se, &r->buf);
-
-        pthread_mutex_lock(&d->lock);
-        if (res == -EINTR) {
-            req_put_locked(d, r);
-            pthread_mutex_unlock(&d->lock);
-            continue;
-        }
-        if (res == -EAGAIN || (res < 0 && !fuse_session_exited(s->se))) {
-            req_put_locked(d, r);
-            if (res != -EAGAIN)
-                log_say("session %llu: reading a request: %s",
-                        (unsigned long long)s->id, strerror(-res));
-            arm_locked(d, s);
-            pthread_mutex_unlock(&d->lock);
-            return;
-        }
-        if (res <= 0) {         /* unmounted, or the connection aborted */
-            req_put_locked(d, r);
-            loop_end_locked(d, s, "external-umount");
-            pthread_mutex_unlock(&d->lock);
-            return;
-        }
-        if (s->q_tail)
-            s->q_tail->next = r;
-        else
-            s->q_head = r;
-        s->q_tail = r;
-        s->q_len++;
-        ready_push_locked(d, s);
-        pthread_mutex_unlock(&d->lock);
-    }
+    buf->flags = 0;
+    int res = fuse_session_receive_buf(s->se, buf);
+    bool gone = res == 0 || (res < 0 && res != -EINTR && res != -EAGAIN &&
+                             fuse_session_exited(s->se));
+    if (res < 0 && !gone && res != -EINTR && res != -EAGAIN)
+        log_say("session %llu: reading a request: %s", (unsigned long long)s->id,
+                strerror(-res));
+    pthread_mutex_lock(&d->lock);
+    if (gone)               /* unmounted, or the connection aborted */
+        loop_end_locked(d, s, "external-umount");
+    else if (!s->ended)
+        arm_locked(d, s);   /* its next request goes to the next free worker */
+    pthread_mutex_unlock(&d->lock);
+    return res > 0;
 }
 
 static void *worker_main(void *arg)
 {
     struct daemon *d = arg;
-    pthread_mutex_lock(&d->lock);
+    struct fuse_buf buf = { 0 };     /* libfuse sizes buf.mem on first use */
     for (;;) {
-        while (!d->ready_head && !workers_exit)
-            pthread_cond_wait(&d->work_cv, &d->lock);
-        if (workers_exit)
-            break;
-        struct session *s = d->ready_head;
-        d->ready_head = s->ready_next;
-        if (!d->ready_head)
-            d->ready_tail = NULL;
-        s->in_ready = false;
-        struct dmn_req *r = s->q_head;
-        if (!r)
+        struct epoll_event ev;
+        int n = epoll_wait(d->sess_epfd, &ev, 1, -1);
+        if (n < 0 && errno == EINTR)
             continue;
-        s->q_head = r->next;
-        if (!s->q_head)
-            s->q_tail = NULL;
-        s->q_len--;
-        s->inflight++;
-        if (s->q_len)
-            ready_push_locked(d, s);    /* to the tail: the others go first */
-        if (!s->armed && !s->ended && s->q_len < DMN_QUEUE_MAX)
-            arm_locked(d, s);
+        if (n < 0) {
+            log_say("worker: epoll_wait: %s", strerror(errno));
+            break;
+        }
+        if (n == 0)
+            continue;
+        if (ev.data.u64 == EXIT_TOKEN)
+            break;
+        pthread_mutex_lock(&d->lock);
+        struct session *s = *id_slot_locked(d, ev.data.u64);
+        if (s)
+            s->inflight++;
         pthread_mutex_unlock(&d->lock);
+        if (!s)
+            continue;       /* ended since the event: its fd is gone */
 
-        fuse_session_process_buf(s->se, &r->buf);
-        if (__atomic_exchange_n(&s->fs.readahead_pending, false, __ATOMIC_ACQ_REL))
-            sess_tune_readahead(s);
+        if (read_request(d, s, &buf)) {
+            fuse_session_process_buf(s->se, &buf);
+            if (__atomic_exchange_n(&s->fs.readahead_pending, false, __ATOMIC_ACQ_REL))
+                sess_tune_readahead(s);
+        }
 
         pthread_mutex_lock(&d->lock);
-        req_put_locked(d, r);
         s->inflight--;
         if (s->ended && s->inflight == 0)
             post_reap_locked(d, s);
+        pthread_mutex_unlock(&d->lock);
     }
-    pthread_mutex_unlock(&d->lock);
+    free(buf.mem);
     return NULL;
 }
 
 int loop_start_workers(struct daemon *d)
 {
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EXIT_TOKEN };
+    d->sess_epfd = epoll_create1(EPOLL_CLOEXEC);
+    d->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d->sess_epfd < 0 || d->exit_fd < 0 ||
+        epoll_ctl(d->sess_epfd, EPOLL_CTL_ADD, d->exit_fd, &ev) < 0)
+        return -errno;
     d->workers = calloc(d->nworkers, sizeof(*d->workers));
     if (!d->workers)
         return -ENOMEM;
@@ -252,21 +177,18 @@ int loop_start_workers(struct daemon *d)
 
 void loop_join_workers(struct daemon *d)
 {
-    pthread_mutex_lock(&d->lock);
-    workers_exit = true;
-    pthread_cond_broadcast(&d->work_cv);
-    pthread_mutex_unlock(&d->lock);
-    for (unsigned i = 0; i < d->nworkers; i++)
+    uint64_t one = 1;
+    /* Level-triggered and never read: every worker sees it. */
+    if (d->exit_fd >= 0 && write(d->exit_fd, &one, sizeof(one)) < 0) { /* set already */ }
+    for (unsigned i = 0; d->workers && i < d->nworkers; i++)
         pthread_join(d->workers[i], NULL);
     free(d->workers);
     d->workers = NULL;
-    while (d->pool) {
-        struct dmn_req *r = d->pool;
-        d->pool = r->next;
-        free(r->buf.mem);
-        free(r);
-    }
-    d->pool_n = 0;
+    if (d->exit_fd >= 0)
+        close(d->exit_fd);
+    if (d->sess_epfd >= 0)
+        close(d->sess_epfd);
+    d->exit_fd = d->sess_epfd = -1;
 }
 
 /* Detaches every mount and ends every session (reason "shutdown"). */
@@ -348,8 +270,6 @@ int loop_run(struct daemon *d)
                 if (d->stopping)
                     stop_all_locked(d);   /* a shutdown request */
                 pthread_mutex_unlock(&d->lock);
-            } else {
-                on_readable(d, p);
             }
         }
     }
