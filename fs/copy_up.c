@@ -315,6 +315,7 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
         goto out;
     }
     e->layer = ul;
+    ovl_ns_changed(fs);         /* the path's layer changed */
     if (S_ISREG(lst.st_mode))
         handle_copied_up(fs, &lst, ul, rel);
     if (ev_on(fs)) {

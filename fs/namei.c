@@ -5,11 +5,14 @@
  * consulted only when the parent directory merges it (the parent exists in
  * the lower as a directory and no upper entry above made it opaque). Whether
  * a directory merges is cached per node and recomputed after any namespace
- * change (ovl_ns_changed bumps a generation). */
+ * change (ovl_ns_changed bumps a generation), and so is where a node's
+ * entry lives: while nothing changed, a node resolves by one open in its
+ * layer instead of probing every layer. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -236,6 +239,39 @@ int ovl_resolve_child_at(struct ovl_fs *fs, struct ovl_node *parent,
     return resolve_at(fs, prel, ovl_dir_merges(fs, parent), name, e, c);
 }
 
+/* The node resolution cache word: the generation it holds for (+1, so
+ * that 0 never matches) above what resolve_at found. */
+#define RES_GEN_SHIFT 16
+#define RES_IN_LOWER  (1u << 5)
+#define RES_MERGE     (1u << 6)
+#define RES_WHITEOUT  (1u << 7)
+
+static uint64_t res_pack(uint64_t gen, const struct ovl_ent *e)
+{
+    return gen << RES_GEN_SHIFT | (uint64_t)e->layer | (uint64_t)e->cls << 3 |
+           (e->in_lower ? RES_IN_LOWER : 0) | (e->lower_merge ? RES_MERGE : 0) |
+           (e->upper_whiteout ? RES_WHITEOUT : 0);
+}
+
+/* Fills *e from cache word c with a fresh lstat of rel in the cached
+ * layer. -errno when that entry is not there: the caller resolves anew. */
+static int res_unpack(struct ovl_fs *fs, uint64_t c, const char *rel,
+                      struct ovl_ent *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->layer = (enum ovl_layer)(c & 7);
+    e->cls = (enum pclass)((c >> 3) & 3);
+    e->in_lower = c & RES_IN_LOWER;
+    e->lower_merge = c & RES_MERGE;
+    e->upper_whiteout = c & RES_WHITEOUT;
+    int fd = layer_open(fs, e->layer, rel, O_PATH | O_NOFOLLOW, 0);
+    if (fd < 0)
+        return fd;
+    int rc = fstat(fd, &e->st) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 int ovl_resolve_node(struct ovl_fs *fs, struct ovl_node *n, char *rel,
                      size_t len, struct ovl_ent *e)
 {
@@ -244,12 +280,19 @@ int ovl_resolve_node(struct ovl_fs *fs, struct ovl_node *n, char *rel,
         return rc;
     if (n == fs->root)
         return resolve_root(fs, e);
-
+    /* Read before resolving: a change meanwhile leaves the word stale. */
+    uint64_t gen = (atomic_load((_Atomic uint64_t *)fs->gen) + 1) &
+                   (UINT64_MAX >> RES_GEN_SHIFT);
+    uint64_t c = atomic_load((_Atomic uint64_t *)&n->res_cache);
+    if ((c >> RES_GEN_SHIFT) == gen && res_unpack(fs, c, rel, e) == 0)
+        return 0;
     char prel[PATH_MAX];
     const char *name = ovl_split(rel, prel, sizeof(prel));
     rc = resolve_at(fs, prel, ovl_dir_merges(fs, n->parent), name, e, NULL);
     if (rc == 0 && e->layer == OVL_NONE)
         rc = -ENOENT;
+    if (rc == 0)
+        atomic_store((_Atomic uint64_t *)&n->res_cache, res_pack(gen, e));
     return rc;
 }
 

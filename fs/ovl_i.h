@@ -67,6 +67,7 @@ struct ovl_node {
     uint64_t nchildren;       /* node_lock: hashed or live children */
     bool hashed;              /* node_lock: reachable by (parent, name) */
     uint64_t merge_cache;     /* atomic: (gen << 1) | lower_merge flag */
+    uint64_t res_cache;       /* atomic: (gen << 16) | what resolution found */
 };
 
 struct ovl_fs {
