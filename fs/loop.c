@@ -39,10 +39,13 @@ static struct session **id_slot_locked(struct daemon *d, uint64_t id)
     return pp;
 }
 
-static void arm_locked(struct daemon *d, struct session *s)
+/* Re-arms s's fd. Needs no lock: the caller is in flight on s, so its fd
+ * stays open; once s has ended the fd is out of the set and this fails
+ * with ENOENT, which is no error. */
+static void arm(struct daemon *d, struct session *s)
 {
     struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = s->id };
-    if (epoll_ctl(d->sess_epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0)
+    if (epoll_ctl(d->sess_epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0 && errno != ENOENT)
         log_say("session %llu: cannot re-arm its fd: %s",
                 (unsigned long long)s->id, strerror(errno));
 }
@@ -104,12 +107,13 @@ static bool read_request(struct daemon *d, struct session *s, struct fuse_buf *b
     if (res < 0 && !gone && res != -EINTR && res != -EAGAIN)
         log_say("session %llu: reading a request: %s", (unsigned long long)s->id,
                 strerror(-res));
-    pthread_mutex_lock(&d->lock);
-    if (gone)               /* unmounted, or the connection aborted */
+    if (gone) {             /* unmounted, or the connection aborted */
+        pthread_mutex_lock(&d->lock);
         loop_end_locked(d, s, "external-umount");
-    else if (!s->ended)
-        arm_locked(d, s);   /* its next request goes to the next free worker */
-    pthread_mutex_unlock(&d->lock);
+        pthread_mutex_unlock(&d->lock);
+    } else {
+        arm(d, s);          /* its next request goes to the next free worker */
+    }
     return res > 0;
 }
 
