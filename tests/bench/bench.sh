@@ -163,7 +163,7 @@ on_signal() { log "bench: interrupted"; exit 130; }
 # Cold runs start from an empty page cache (and, for FUSE, an empty kernel
 # dentry/attr cache); sync first so dirty pages of the last step are written.
 drop_caches() {
-    sync
+    step sync
     echo 3 >/proc/sys/vm/drop_caches
 }
 
@@ -340,9 +340,9 @@ umount_view() {
 verify_view() {
     local sys=$1 n
     mount_view "$sys" verify
-    [[ $(stat -c %s "$VIEW/big.bin") == "$BIG_SIZE" ]] || die "$sys: big.bin has the wrong size"
-    cmp -s "$LOWER/big.bin" "$VIEW/big.bin" || die "$sys: big.bin differs from the lower"
-    n=$(find "$VIEW/tree" | wc -l)
+    [[ $(step stat -c %s "$VIEW/big.bin") == "$BIG_SIZE" ]] || die "$sys: big.bin has the wrong size"
+    step cmp -s "$LOWER/big.bin" "$VIEW/big.bin" || die "$sys: big.bin differs from the lower"
+    n=$(step find "$VIEW/tree" | wc -l)
     [[ $n -eq $TREE_ENTRIES ]] || die "$sys: the tree has $n entries, expected $TREE_ENTRIES"
     umount_view "$sys" verify
 }
@@ -378,29 +378,29 @@ run_io() {
 
     # Small files in a new directory of the view.
     d=$VIEW/small-$tag
-    mkdir "$d"
+    step mkdir "$d"
     v=$(step "$TOOL" smallfiles "$d" "$SMALL_COUNT"); record small_new "$sys" "$v"
-    rmdir "$d"
+    step rmdir "$d"
     # Small files among the existing files of a lower directory.
     d=$VIEW/ldir/d0000
     v=$(step "$TOOL" smallfiles "$d" "$SMALL_COUNT"); record small_lower "$sys" "$v"
-    n=$(find "$d" -maxdepth 1 -type f | wc -l)
+    n=$(step find "$d" -maxdepth 1 -type f | wc -l)
     [[ $n -eq $LDIR_FILES ]] || die "$sys: ldir has $n files after the small files, expected $LDIR_FILES"
 
     # Untar into a new directory, then remove it. The tar file is read once
     # first, so the timed untar reads it from memory.
     d=$VIEW/untar-$tag
-    mkdir "$d"
+    step mkdir "$d"
     cat "$WORK/src.tar" >/dev/null
     t0=$(now); step tar -xf "$WORK/src.tar" -C "$d"; t1=$(now)
     record untar "$sys" "$(elapsed "$t0" "$t1")"
-    n=$(find "$d/src" | wc -l)
+    n=$(step find "$d/src" | wc -l)
     # tar -t lists directories with a trailing slash, find lists them bare;
     # both list every file and directory once.
     [[ $n -eq $SRC_ENTRIES ]] || die "$sys: the untarred tree has $n entries, expected $SRC_ENTRIES"
     t0=$(now); step rm -rf "$d/src"; t1=$(now)
     record rmrf "$sys" "$(elapsed "$t0" "$t1")"
-    rmdir "$d"
+    step rmdir "$d"
     umount_view "$sys" "$tag"
 }
 
@@ -439,7 +439,7 @@ run_append() {
     mount_view "$sys" "$tag"
     drop_caches
     v=$(step "$TOOL" append "$VIEW/big.bin"); record append "$sys" "$v"
-    [[ $(stat -c %s "$VIEW/big.bin") -eq $((BIG_SIZE + 1)) ]] || die "$sys: append did not grow the file"
+    [[ $(step stat -c %s "$VIEW/big.bin") -eq $((BIG_SIZE + 1)) ]] || die "$sys: append did not grow the file"
     case $sys in native | mergerfs) truncate -s "$BIG_SIZE" "$(lower_of "$sys")/big.bin" ;; esac
     umount_view "$sys" "$tag"
     check_lower_big "$sys"
@@ -450,9 +450,9 @@ run_overwrite() {
     mount_view "$sys" "$tag"
     drop_caches
     v=$(step "$TOOL" overwrite "$VIEW/big.bin"); record overwrite "$sys" "$v"
-    n=$(dd if="$VIEW/big.bin" bs=4096 skip="$MID_BLK" count=1 status=none | tr -d x | wc -c)
+    n=$(step dd if="$VIEW/big.bin" bs=4096 skip="$MID_BLK" count=1 status=none | tr -d x | wc -c)
     [[ $n -eq 0 ]] || die "$sys: the view does not show the overwritten block"
-    [[ $(stat -c %s "$VIEW/big.bin") -eq $BIG_SIZE ]] || die "$sys: the overwrite changed the size"
+    [[ $(step stat -c %s "$VIEW/big.bin") -eq $BIG_SIZE ]] || die "$sys: the overwrite changed the size"
     case $sys in
         native | mergerfs)
             dd if="$WORK/midblock" of="$(lower_of "$sys")/big.bin" bs=4096 seek="$MID_BLK" \
@@ -469,7 +469,7 @@ run_overwrite() {
 agent_job() {
     local kind=$1 view=$2 i=$3 out=$4 t0 t1 n
     case $kind in
-        small) mkdir "$view/agent-$i" ;;
+        small) step mkdir "$view/agent-$i" ;;
     esac
     t0=$(now)
     case $kind in
@@ -483,7 +483,7 @@ agent_job() {
     esac
     t1=$(now)
     case $kind in
-        small) rmdir "$view/agent-$i" ;;
+        small) step rmdir "$view/agent-$i" ;;
     esac
     printf '%s %s\n' "$t0" "$t1" >"$out"
 }
@@ -741,7 +741,7 @@ header() {
     for s in "${SYSTEMS[@]}"; do h+=$'\t'"$s"; done
     printf '%s\t%s\t%s' "$h" "$(ratio_names)" "targets (lanefs)"
 }
-AHEADER=$'phase\tsystem\taggregate N agents / 1 agent\tslowest agent\tmean agent\tslowest/mean\ttargets'
+AHEADER="phase"$'\t'"system"$'\t'"aggregate $AGENTS agents / 1 agent"$'\t'"slowest agent"$'\t'"mean agent"$'\t'"slowest/mean"$'\t'"targets"
 
 print_table() {
     printf '%s\n' "$(header)" "${ROWS[@]}" | column -t -s $'\t'
@@ -795,7 +795,7 @@ write_markdown() {
         printf 'Command: `%s%s`  \n' "$SETTINGS" "$BENCH_CMD"
         printf 'Date: %s  \n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
         printf 'Machine: %s  \n' "$(machine_line)"
-        printf 'lanefs: commit %s; %s; %s (`-o %s`)  \n' "$(lanefs_commit)" \
+        printf 'lanefs: commit %s; %s; %s (`-o %s`)  \n' "$LANEFS_COMMIT" \
             "$(version_of fuse-overlayfs)" "$(version_of mergerfs)" "$MFS_OPTS"
         printf 'Median of %s run(s), min–max in brackets; whole run %s s\n\n' "$RUNS" "$RUN_SECONDS"
         md_row "$(header)"
@@ -849,12 +849,13 @@ write_plot() {
         log "bench: no ratio to plot (the run measured neither native nor fuse-overlayfs)"
         return 0
     fi
-    title="lanefs bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r), median of $RUNS run(s)"
+    title="${SETTINGS}${BENCH_CMD}, $(date -u '+%Y-%m-%d %H:%M UTC'), median of $RUNS run(s)\\n$(machine_line)"
+    title=${title//\"/\'}
     mkdir -p "$(dirname "$BENCH_PLOT")"
     step gnuplot <<EOF || log "bench: gnuplot failed; no plot"
 set terminal pngcairo size 1400,650 font "sans,10"
 set output "$BENCH_PLOT"
-set title "$title"
+set title "$title" noenhanced
 set datafile missing "NaN"
 set style data histograms
 set style histogram clustered gap 1
@@ -862,7 +863,7 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set logscale y
 set ylabel "speed ratio (above 1: first system faster)"
-set xtics rotate by -40 scale 0
+set xtics rotate by -40 scale 0 noenhanced
 set grid ytics
 set key top left
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 dt 2 lc rgb "black"
@@ -893,6 +894,9 @@ main() {
     ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
 
     local t_all=$SECONDS
+    # Taken now: the report is written at the end, and the tree may have
+    # moved on by then.
+    LANEFS_COMMIT=$(lanefs_commit)
     build_tool
     if selected lanefs; then
         # Measure one fixed binary: a rebuild of build/lanefs during the run
