@@ -553,7 +553,7 @@ run_agents() {
 
 # --- report ------------------------------------------------------------------
 
-# Rows of the main table, in order. DIR: hi = higher is better, lo = lower.
+# Rows of the main table, in order (dir_of below says which way is better).
 WORKLOADS=(seq_cold seq_warm rand1_cold rand1_warm rand4_cold rand4_warm small_new small_lower
            find_cold find_warm untar rmrf append overwrite
            w7_seq_1 "w7_seq_$AGENTS" w7_rand_1 "w7_rand_$AGENTS" w7_small_1 "w7_small_$AGENTS"
