@@ -11,11 +11,13 @@ XCFLAGS := -std=c11 -D_GNU_SOURCE -DFUSE_USE_VERSION=312 -Wall -Wextra -Werror -
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 BUILD   ?= build
 
-# Debian packages the build, the tests, the demo and the benchmark need.
+# Debian packages the build, the tests and the demo need.
 DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 liburing-dev \
             libsqlite3-dev libssl-dev libattr1-dev attr libcriterion-dev \
-            libinih-dev libcjson-dev fuse-overlayfs mergerfs util-linux psmisc \
-            sqlite3
+            libinih-dev libcjson-dev util-linux psmisc sqlite3
+# Only the benchmarks need these (the peers they compare with, the plot), so
+# `make test` does not install them.
+BENCH_PKGS := fuse-overlayfs mergerfs gnuplot-nox
 
 FS_SRC    := $(wildcard fs/*.c)
 LOCKS_SRC := $(wildcard locks/*.c)
@@ -33,12 +35,14 @@ LANEFS    := $(BUILD)/lanefs
 UNIT_BIN  := $(BUILD)/test_unit
 INTEG_BIN := $(BUILD)/test_integration
 
-.PHONY: all deps test unit integration demo asan bench clean
+.PHONY: all deps bench-deps test unit integration demo asan bench bench-quick bench-scale \
+        bench-noisy clean
 
 all: $(LANEFS)
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(call install_missing,PACKAGES): apt-get install those not installed.
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
 	    || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -47,6 +51,13 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
+
+bench-deps:
+	$(call install_missing,$(BENCH_PKGS))
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,17 +87,22 @@ demo: deps
 	$(MAKE) all
 	LANEFS=$(abspath $(LANEFS)) scripts/demo.sh
 
-bench: deps
+# lanefs, native, fuse-overlayfs and mergerfs side by side: build/bench.md
+# and build/bench.png. bench-quick: small sizes, one run, to try it out.
+bench: deps bench-deps
 	$(MAKE) all
-	LANEFS=$(abspath $(LANEFS)) tests/bench/bench.sh
+	LANEFS=$(abspath $(LANEFS)) BENCH_CMD="make bench" tests/bench/bench.sh
+
+bench-quick:
+	BENCH_QUICK=1 $(MAKE) bench
 
 # Many agents on one daemon against one fuse-overlayfs per agent.
-bench-scale: deps
+bench-scale: deps bench-deps
 	$(MAKE) all
 	LANEFS=$(abspath $(LANEFS)) tests/bench/scale.sh
 
 # Noisy neighbour: read shaping next to fuse-overlayfs and a bind mount.
-bench-noisy: deps
+bench-noisy: deps bench-deps
 	$(MAKE) all
 	LANEFS=$(abspath $(LANEFS)) tests/bench/noisy.sh
 

@@ -5,17 +5,28 @@
  * calls, a monotonic clock around exactly the part that is being measured.
  * Each subcommand prints one number on stdout (the unit is in the usage).
  *
- *   benchtool seqread FILE              read FILE start to end, 1 MiB at a time: MB/s
- *   benchtool randread FILE COUNT SEED  COUNT aligned 4 KiB preads:             IOPS
+ *   benchtool seqread FILE [OFF LEN]    read FILE start to end (or LEN bytes from
+ *                                       OFF), 1 MiB at a time:                  MB/s
+ *   benchtool randread FILE COUNT SEED [JOBS]
+ *                                       COUNT aligned 4 KiB preads in all, split
+ *                                       over JOBS threads (default 1), each with
+ *                                       its own descriptor and offsets:         IOPS
  *   benchtool smallfiles DIR COUNT      create+write 4 KiB+close COUNT files in
  *                                       DIR, then unlink them all:              files/s
  *   benchtool append FILE               open O_APPEND, write 1 byte, close:     seconds
+ *   benchtool overwrite FILE            open, write 4 KiB of 'x' at the 4 KiB
+ *                                       block in the middle, close:             seconds
  *   benchtool mktree DIR NDIRS NFILES   build NDIRS dirs of NFILES small files  (untimed)
+ *   benchtool mksrc DIR NDIRS NFILES SEED
+ *                                       build a source-like tree: NDIRS dirs
+ *                                       two levels deep, NFILES files of mixed
+ *                                       sizes spread over them                  (untimed)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +66,8 @@ static void write_all(int fd, const char *buf, size_t len, const char *path)
     }
 }
 
-static int cmd_seqread(const char *path)
+/* len < 0: to the end of the file. */
+static int cmd_seqread(const char *path, off_t off, long long len)
 {
     size_t bufsz = 1 << 20;
     char *buf = malloc(bufsz);
@@ -65,9 +77,18 @@ static int cmd_seqread(const char *path)
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         die("open", path);
+    if (off > 0 && lseek(fd, off, SEEK_SET) < 0)
+        die("lseek", path);
     uint64_t total = 0;
     for (;;) {
-        ssize_t n = read(fd, buf, bufsz);
+        size_t want = bufsz;
+        if (len >= 0) {
+            if (total >= (uint64_t)len)
+                break;
+            if ((uint64_t)len - total < want)
+                want = (size_t)((uint64_t)len - total);
+        }
+        ssize_t n = read(fd, buf, want);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -94,23 +115,29 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 0x2545F4914F6CDD1DULL;
 }
 
-static int cmd_randread(const char *path, long count, uint64_t seed)
+struct randjob {
+    const char *path;
+    long count;
+    uint64_t seed;
+};
+
+static void *randread_job(void *arg)
 {
+    struct randjob *j = arg;
     char buf[BLK];
-    int fd = open(path, O_RDONLY);
+    int fd = open(j->path, O_RDONLY);
     if (fd < 0)
-        die("open", path);
+        die("open", j->path);
     struct stat st;
     if (fstat(fd, &st) < 0)
-        die("fstat", path);
+        die("fstat", j->path);
     uint64_t blocks = (uint64_t)st.st_size / BLK;
     if (blocks == 0) {
         errno = EINVAL;
-        die("file smaller than one block:", path);
+        die("file smaller than one block:", j->path);
     }
-    uint64_t s = seed ? seed : 1;
-    double t0 = now();
-    for (long i = 0; i < count; i++) {
+    uint64_t s = j->seed ? j->seed : 1;
+    for (long i = 0; i < j->count; i++) {
         off_t off = (off_t)((rng_next(&s) % blocks) * BLK);
         ssize_t n = pread(fd, buf, BLK, off);
         if (n < 0) {
@@ -118,11 +145,43 @@ static int cmd_randread(const char *path, long count, uint64_t seed)
                 i--;
                 continue;
             }
-            die("pread", path);
+            die("pread", j->path);
         }
     }
-    double dt = now() - t0;
     close(fd);
+    return NULL;
+}
+
+/* The threads start together and the clock runs until the last has ended,
+ * so the figure is the aggregate rate of all jobs. Job k uses seed+k, so one
+ * job reads exactly what the single-job run with the same seed reads. */
+static int cmd_randread(const char *path, long count, uint64_t seed, int jobs)
+{
+    if (jobs < 1 || jobs > 64 || count < jobs) {
+        errno = EINVAL;
+        die("bad COUNT or JOBS for", path);
+    }
+    struct randjob job[64];
+    pthread_t tid[64];
+    double t0 = now();
+    for (int k = 0; k < jobs; k++) {
+        job[k].path = path;
+        job[k].count = count / jobs + (k < count % jobs);
+        job[k].seed = seed + (uint64_t)k;
+        if (jobs == 1) {
+            randread_job(&job[0]);
+            break;
+        }
+        int rc = pthread_create(&tid[k], NULL, randread_job, &job[k]);
+        if (rc != 0) {
+            errno = rc;
+            die("pthread_create", NULL);
+        }
+    }
+    if (jobs > 1)
+        for (int k = 0; k < jobs; k++)
+            pthread_join(tid[k], NULL);
+    double dt = now() - t0;
     printf("%.0f\n", (double)count / dt);
     return 0;
 }
@@ -161,7 +220,37 @@ static int cmd_append(const char *path)
     write_all(fd, "x", 1, path);
     if (close(fd) < 0)
         die("close", path);
-    printf("%.3f\n", now() - t0);
+    printf("%.6f\n", now() - t0);
+    return 0;
+}
+
+/* The first write to a lower file through an overlay is where it pays for
+ * copy-up; the 4 KiB block in the middle of the file is far from both ends. */
+static int cmd_overwrite(const char *path)
+{
+    char buf[BLK];
+    memset(buf, 'x', sizeof buf);
+    double t0 = now();
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        die("open", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        die("fstat", path);
+    off_t off = (off_t)((st.st_size / 2) / BLK * BLK);
+    size_t done = 0;
+    while (done < sizeof buf) {
+        ssize_t n = pwrite(fd, buf + done, sizeof buf - done, off + (off_t)done);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("pwrite", path);
+        }
+        done += (size_t)n;
+    }
+    if (close(fd) < 0)
+        die("close", path);
+    printf("%.6f\n", now() - t0);
     return 0;
 }
 
@@ -186,10 +275,71 @@ static int cmd_mktree(const char *root, long ndirs, long nfiles)
     return 0;
 }
 
+/* A source-like tree, the same for a given seed: NDIRS directories, about a
+ * tenth of them at the top and the rest one level below, and NFILES files of
+ * source-like names spread over them. Sizes are mostly small: half under
+ * 4 KiB, 30% 4-16 KiB, 15% 16-64 KiB, 5% up to 256 KiB (about 18 KiB on
+ * average), as in a source checkout.
+ * The content is printable text, so the tree is what tar would pack of a
+ * real one. */
+static int cmd_mksrc(const char *root, long ndirs, long nfiles, uint64_t seed)
+{
+    static const char *const ext[] = {".c", ".h", ".c", ".h", ".py", ".md",
+                                      ".txt", ".json", ".sh", ".rs"};
+    char path[4096];
+    long ntop = ndirs / 10 > 0 ? ndirs / 10 : 1;
+    uint64_t s = seed ? seed : 1;
+    char *buf = malloc(256 * 1024);
+    if (!buf)
+        die("malloc", NULL);
+    for (size_t i = 0; i < 256 * 1024; i++) {
+        uint64_t r = rng_next(&s) % 64;
+        buf[i] = r < 10 ? ' ' : r == 10 ? '\n' : (char)('a' + r % 26);
+    }
+    for (long d = 0; d < ndirs; d++) {
+        if (d < ntop)
+            snprintf(path, sizeof path, "%s/mod%03ld", root, d);
+        else
+            snprintf(path, sizeof path, "%s/mod%03ld/sub%03ld", root, d % ntop, d);
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            die("mkdir", path);
+    }
+    for (long f = 0; f < nfiles; f++) {
+        long d = f % ndirs;
+        uint64_t r = rng_next(&s);
+        size_t size;
+        switch (r % 20) {
+        case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 8: case 9:
+            size = 200 + (size_t)(r >> 8) % 3900; break;          /* < 4 KiB */
+        case 10: case 11: case 12: case 13: case 14: case 15:
+            size = 4096 + (size_t)(r >> 8) % (12 * 1024); break;  /* 4-16 KiB */
+        case 16: case 17: case 18:
+            size = 16384 + (size_t)(r >> 8) % (48 * 1024); break; /* 16-64 KiB */
+        default:
+            size = 65536 + (size_t)(r >> 8) % (192 * 1024); break; /* 64-256 KiB */
+        }
+        if (d < ntop)
+            snprintf(path, sizeof path, "%s/mod%03ld/file%05ld%s", root, d, f,
+                     ext[(r >> 4) % 10]);
+        else
+            snprintf(path, sizeof path, "%s/mod%03ld/sub%03ld/file%05ld%s", root,
+                     d % ntop, d, f, ext[(r >> 4) % 10]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            die("create", path);
+        size_t start = (size_t)(r >> 20) % (256 * 1024 - size + 1);
+        write_all(fd, buf + start, size, path);
+        close(fd);
+    }
+    free(buf);
+    return 0;
+}
+
 static void usage(void)
 {
-    fputs("usage: benchtool seqread FILE | randread FILE COUNT SEED |\n"
-          "       smallfiles DIR COUNT | append FILE | mktree DIR NDIRS NFILES\n",
+    fputs("usage: benchtool seqread FILE [OFF LEN] | randread FILE COUNT SEED [JOBS] |\n"
+          "       smallfiles DIR COUNT | append FILE | overwrite FILE |\n"
+          "       mktree DIR NDIRS NFILES | mksrc DIR NDIRS NFILES SEED\n",
           stderr);
     exit(2);
 }
@@ -200,14 +350,21 @@ int main(int argc, char **argv)
         usage();
     const char *cmd = argv[1];
     if (strcmp(cmd, "seqread") == 0 && argc == 3)
-        return cmd_seqread(argv[2]);
-    if (strcmp(cmd, "randread") == 0 && argc == 5)
-        return cmd_randread(argv[2], atol(argv[3]),
-                            strtoull(argv[4], NULL, 10));
+        return cmd_seqread(argv[2], 0, -1);
+    if (strcmp(cmd, "seqread") == 0 && argc == 5)
+        return cmd_seqread(argv[2], (off_t)atoll(argv[3]), atoll(argv[4]));
+    if (strcmp(cmd, "randread") == 0 && (argc == 5 || argc == 6))
+        return cmd_randread(argv[2], atol(argv[3]), strtoull(argv[4], NULL, 10),
+                            argc == 6 ? atoi(argv[5]) : 1);
     if (strcmp(cmd, "smallfiles") == 0 && argc == 4)
         return cmd_smallfiles(argv[2], atol(argv[3]));
     if (strcmp(cmd, "append") == 0 && argc == 3)
         return cmd_append(argv[2]);
+    if (strcmp(cmd, "overwrite") == 0 && argc == 3)
+        return cmd_overwrite(argv[2]);
+    if (strcmp(cmd, "mksrc") == 0 && argc == 6)
+        return cmd_mksrc(argv[2], atol(argv[3]), atol(argv[4]),
+                         strtoull(argv[5], NULL, 10));
     if (strcmp(cmd, "mktree") == 0 && argc == 5)
         return cmd_mktree(argv[2], atol(argv[3]), atol(argv[4]));
     usage();
