@@ -7,7 +7,9 @@
  * can never climb out of a root. */
 #include <dirent.h>
 #include <errno.h>
+#include <linux/fs.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdatomic.h>
@@ -88,6 +90,19 @@ int layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
 int layer_dir(const struct ovl_fs *fs, enum ovl_layer l, const char *rel)
 {
     return layer_open(fs, l, rel, O_PATH | O_DIRECTORY, 0);
+}
+
+void layer_spread_subdirs(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int flags;
+    if (fd < 0)
+        return;
+    if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_TOPDIR_FL)) {
+        flags |= FS_TOPDIR_FL;
+        if (ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0) { /* a hint only */ }
+    }
+    close(fd);
 }
 
 bool layer_is_whiteout(const struct stat *st)

@@ -136,6 +136,12 @@ struct ovl_ent {
 
 /* ---- layer.c: safe access below a layer root ---- */
 int  layer_root_fd(const struct ovl_fs *fs, enum ovl_layer l);
+/* Asks the filesystem to spread the subdirectories of the directory at
+ * path over the disk, as it does for those of its root (ext4's Orlov
+ * allocator honours FS_TOPDIR_FL; elsewhere this does nothing). An
+ * agent's top-level directories then do not all pile into one block
+ * group. Best effort: errors are ignored. */
+void layer_spread_subdirs(const char *path);
 /* openat2 below the root of layer l with no symlink followed; -errno. */
 int  layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
                 int flags, mode_t mode);

@@ -41,6 +41,8 @@ static int open_layer_dir(const char *state, const char *agent, const char *leaf
     int rc = mkdir_p(p, 0700);
     if (rc < 0)
         return rc;
+    if (!strcmp(leaf, "upper") || !strcmp(leaf, "temp"))
+        layer_spread_subdirs(p);
     int fd = open(p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fs/log.h"
+#include "fs/ovl_i.h"
 #include "fs/volume.h"
 #include "locks/lease.h"
 #include "locks/posix.h"
@@ -51,6 +52,8 @@ static int open_shared_dir(const char *state, const char *leaf)
     snprintf(p, sizeof(p), "%s/shared/%s", state, leaf);
     if (mkdir(p, 0700) < 0 && errno != EEXIST)
         return -errno;
+    if (!strcmp(leaf, "upper"))
+        layer_spread_subdirs(p);
     int fd = open(p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }

@@ -1,6 +1,7 @@
-/* test_mount_tuning.c - what the daemon sets on each agent mount for speed:
- * the kernel's read-ahead, raised from its 128 KiB FUSE default to one
- * maximal request, so a sequential reader costs a request per MiB. */
+/* test_mount_tuning.c - what the daemon sets up for speed: the kernel's
+ * read-ahead of each agent mount, raised from its 128 KiB FUSE default to
+ * one maximal request, so a sequential reader costs a request per MiB; and
+ * the layer roots' hint to spread their subdirectories over the disk. */
 #include "harness.h"
 
 #include <errno.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -37,4 +40,32 @@ TEST_T(every_mount_reads_ahead_one_mib)
     const char *b = h_mount("b");
     cr_assert_eq(readahead_kb(a), 1024, "agent a: read_ahead_kb %ld", readahead_kb(a));
     cr_assert_eq(readahead_kb(b), 1024, "agent b: read_ahead_kb %ld", readahead_kb(b));
+}
+
+/* FS_TOPDIR_FL on the directory at path, or -1 when its filesystem keeps
+ * no such flags. */
+static int topdir_flag(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    int flags = 0;
+    int rc = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+    close(fd);
+    return rc < 0 ? -1 : !!(flags & FS_TOPDIR_FL);
+}
+
+/* An agent's upper and temp roots, and the shared layer's, ask the
+ * filesystem to spread their subdirectories (ext4's Orlov allocator), so an
+ * agent's directories do not all land in one block group. */
+TEST_T(layer_roots_spread_their_subdirectories)
+{
+    h_init((char *)NULL);
+    h_mount("a");
+    const char *roots[] = { "agents/a/upper", "agents/a/temp", "shared/upper" };
+    for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+        int f = topdir_flag(h_str("%s/%s", H.state, roots[i]));
+        if (f < 0)
+            cr_skip_test("the state directory's filesystem keeps no inode flags");
+        cr_assert_eq(f, 1, "%s: FS_TOPDIR_FL not set", roots[i]);
+    }
 }
