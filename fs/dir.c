@@ -122,7 +122,9 @@ int dir_slot_commit(struct ovl_fs *fs, struct dir_slot *s,
     s->e.layer = s->layer;
     s->e.upper_whiteout = false;
     s->e.lower_merge = false;
-    ovl_ns_changed(fs);
+    /* No generation bump: a new name changes where no existing node lives
+     * (the name had none) nor whether any directory merges. Parents made
+     * on the way were copied up, which bumps it. */
     return 0;
 fail:
     quota_charge(fs, 0, -qinodes);

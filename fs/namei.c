@@ -4,10 +4,13 @@
  * Otherwise the upper wins; an upper whiteout hides the lower; the lower is
  * consulted only when the parent directory merges it (the parent exists in
  * the lower as a directory and no upper entry above made it opaque). Whether
- * a directory merges is cached per node and recomputed after any namespace
- * change (ovl_ns_changed bumps a generation), and so is where a node's
- * entry lives: while nothing changed, a node resolves by one open in its
- * layer instead of probing every layer. */
+ * a directory merges is cached per node, and so is where a node's entry
+ * lives: while neither can have changed, a node resolves by one open in its
+ * layer instead of probing every layer. Every change that can move an
+ * existing entry or change a directory's merging (remove, rename, copy-up,
+ * an opaque mark) bumps a volume-wide generation (ovl_ns_changed), which
+ * makes every cached answer stale. A new name needs no bump: no node
+ * lived there. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -228,7 +228,8 @@ int  ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
 /* Whether the lower shows through dir node n (cached per namespace gen). */
 bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n);
 /* Marks every cached resolution of every view stale; caller holds ns_lock
- * for writing. */
+ * for writing. Call after every change that can move an existing entry or
+ * change whether a directory merges (remove, rename, copy-up, opaque). */
 void ovl_ns_changed(struct ovl_fs *fs);
 /* Takes the index's own link out of the link count of st (an entry of
  * layer l, reported inode number ino) when st is an indexed copy of a
