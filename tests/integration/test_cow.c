@@ -646,3 +646,55 @@ TEST_COW(kill_between_operations_keeps_every_answered_write)
     }
     h_umount("a");
 }
+
+/* ---- other layers ---------------------------------------------------- */
+
+TEST_COW(a_lazy_copy_moved_into_a_shared_path_is_filled_first)
+{
+    const off_t size = 8 * MIB;
+    make_lower(h_str("%s/big", H.lower), size, 8);
+    h_mkdir_p(h_str("%s/pub", H.lower), 0755);
+    h_init("--shared", "pub", (char *)NULL);
+    const char *a = h_mount("a"), *b = h_mount("b");
+    char *ref = h_at("ref");
+    copy_file(h_str("%s/big", H.lower), ref);
+    int fd = open_rw(h_str("%s/big", a)), rfd = open_rw(ref);
+    for (off_t off = 100; off < size; off += 3 * MIB + 777) {
+        cr_assert_eq(pwrite(fd, "hello", 5, off), 5);
+        cr_assert_eq(pwrite(rfd, "hello", 5, off), 5);
+    }
+    close(fd);
+    close(rfd);
+    cr_assert(has_map(up("big")));
+    cr_assert_eq(rename(h_str("%s/big", a), h_str("%s/pub/big", a)), 0, "rename: %s",
+                 strerror(errno));
+    char *shared = h_str("%s/shared/upper/pub/big", H.state);
+    cr_assert(h_exists(shared));
+    cr_assert_not(has_map(shared), "a map went into the shared layer");
+    assert_same(h_str("%s/pub/big", a), ref, "the moved file, in its agent");
+    assert_same(h_str("%s/pub/big", b), ref, "the moved file, in another agent");
+    assert_same(shared, ref, "the shared layer's file itself");
+    h_umount("a");
+    h_umount("b");
+}
+
+TEST_COW(a_lazy_copy_renamed_into_the_temp_layer_and_back)
+{
+    const off_t size = 6 * MIB;
+    make_lower(h_str("%s/big", H.lower), size, 9);
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    char *f = h_str("%s/big", mnt), *t = h_str("%s/big.tmp", mnt), *ref = h_at("ref");
+    copy_file(h_str("%s/big", H.lower), ref);
+    uint64_t s = 0x7e3b;
+    run_ops(f, ref, &s, 40);
+    cr_assert_eq(rename(f, t), 0);
+    assert_same(t, ref, "in the temp layer");
+    run_ops(t, ref, &s, 40);
+    cr_assert_eq(rename(t, f), 0);
+    assert_same(f, ref, "back in the upper");
+    h_umount("a");
+    mnt = h_mount("a");
+    assert_same(h_str("%s/big", mnt), ref, "after remount");
+    h_umount("a");
+}
