@@ -278,13 +278,15 @@ static void ovl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
         int fd = (h && (h->layer != OVL_LOWER || cow))
                      ? fcntl(handle_fd(h, NULL), F_DUPFD_CLOEXEC, 0)
                      : handle_dup_of_node(fs, n, &l);
-        int set = to_set;
-        if (fd >= 0 && l != OVL_LOWER && cow && (to_set & FUSE_SET_ATTR_SIZE)) {
-            rc = cowmap_truncate(cow, attr->st_size);
-            set &= ~FUSE_SET_ATTR_SIZE;
-        }
-        if (fd >= 0 && l != OVL_LOWER && rc == 0) {
-            rc = apply_setattr(fs, NULL, NULL, fd, attr, set);
+        if (fd >= 0 && l != OVL_LOWER) {
+            int set = to_set;
+            rc = 0;
+            if (cow && (to_set & FUSE_SET_ATTR_SIZE)) {
+                rc = cowmap_truncate(cow, attr->st_size);
+                set &= ~FUSE_SET_ATTR_SIZE;
+            }
+            if (rc == 0)
+                rc = apply_setattr(fs, NULL, NULL, fd, attr, set);
         }
         if (fd >= 0)
             close(fd);
