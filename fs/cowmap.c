@@ -608,8 +608,13 @@ int cowmap_get(struct ovl_fs *fs, int fd, struct cowmap **out)
     *out = NULL;
     if (fstat(fd, &st) < 0)
         return -errno;
+    /* Most files have no map: no lock for them. A map never appears on
+     * an existing file, it only goes (when complete), and then the upper
+     * alone is right, with or without the map object. */
     if (!S_ISREG(st.st_mode))
         return 0;
+    if (fgetxattr(fd, COWMAP_XATTR, NULL, 0) < 0)
+        return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
     pthread_mutex_lock(&fs->cow_lock);
     for (m = fs->cows; m; m = m->next)
         if (m->dev == st.st_dev && m->ino == st.st_ino) {
