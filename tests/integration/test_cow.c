@@ -766,3 +766,52 @@ TEST_COW(an_unlinked_open_lazy_copy_keeps_working)
     close(rfd);
     h_umount("a");
 }
+
+TEST_COW(zero_range_and_o_trunc_match_a_full_copy)
+{
+    const off_t size = 6 * MIB;
+    make_lower(h_str("%s/big", H.lower), size, 12);
+    make_lower(h_str("%s/big2", H.lower), size, 13);
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    char *f = h_str("%s/big", mnt), *ref = h_at("ref");
+    copy_file(h_str("%s/big", H.lower), ref);
+    int fd = open_rw(f), rfd = open_rw(ref);
+    for (int i = 0; i < 2; i++) {
+        int t = i ? rfd : fd;
+        cr_assert_eq(pwrite(t, "0123456789", 10, 3 * MIB - 5), 10);
+        cr_assert_eq(fallocate(t, FALLOC_FL_ZERO_RANGE, MIB + 100, 70000), 0,
+                     "zero range: %s", strerror(errno));
+        cr_assert_eq(fallocate(t, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4 * MIB - 10,
+                               3 * 64 * 1024), 0, "punch hole: %s", strerror(errno));
+    }
+    close(fd);
+    close(rfd);
+    assert_same(f, ref, "after zero range and punch hole");
+
+    /* O_TRUNC, then an extension: zeros, not the old lower data. */
+    char *g = h_str("%s/big2", mnt);
+    fd = open(g, O_WRONLY | O_CLOEXEC);
+    cr_assert_eq(pwrite(fd, "x", 1, MIB), 1);   /* lazily copied first */
+    close(fd);
+    cr_assert(has_map(up("big2")));
+    fd = open(g, O_RDWR | O_TRUNC | O_CLOEXEC);
+    cr_assert(fd >= 0);
+    cr_assert_eq(pwrite(fd, "end", 3, size - 3), 3);
+    close(fd);
+    unsigned char *buf = malloc((size_t)size);
+    fd = open(g, O_RDONLY | O_CLOEXEC);
+    cr_assert_eq(pread(fd, buf, (size_t)size, 0), (ssize_t)size);
+    close(fd);
+    for (off_t i = 0; i < size - 3; i++)
+        if (buf[i])
+            cr_assert_fail("byte %lld after O_TRUNC and a write at the end is 0x%02x",
+                           (long long)i, buf[i]);
+    cr_assert_eq(memcmp(buf + size - 3, "end", 3), 0);
+    free(buf);
+    h_umount("a");
+    mnt = h_mount("a");
+    cr_assert_eq(size_of(h_str("%s/big2", mnt)), size);
+    assert_same(h_str("%s/big", mnt), ref, "after remount");
+    h_umount("a");
+}
