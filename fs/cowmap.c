@@ -44,12 +44,16 @@ struct cowmap {
     uint64_t npresent;        /* lock: of those, present */
     uint8_t *bits;            /* lock: as loaded; only ever shrinks */
     size_t bits_cap;          /* bytes allocated for bits */
+    uint64_t synced;          /* lock: fills that needed an fdatasync */
+    uint64_t fill_after;      /* after that many, the rest is filled */
     /* the view's table (fs->cow_lock) */
     dev_t dev;
     ino_t ino;
     unsigned refs;
     struct cowmap *next;
 };
+
+static int fill_locked(struct cowmap *m);
 
 static uint64_t blocks_of(uint64_t limit, unsigned shift)
 {
@@ -312,6 +316,7 @@ int cowmap_load(int ufd, int lfd, struct cowmap **out)
         rc = -ESTALE;
         goto fail;
     }
+    m->fill_after = COWMAP_FILL_AFTER;
     pthread_rwlock_init(&m->lock, NULL);
     /* Trailing bits past the last block mean nothing: clear them. */
     set_limit(m, m->hdr.limit);
@@ -419,6 +424,13 @@ int cowmap_write_begin(struct cowmap *m, off_t off, off_t len,
     pthread_rwlock_wrlock(&m->lock);
     w->excl = true;
     limit = m->hdr.limit;     /* again: it may have moved meanwhile */
+    if ((uint64_t)off < limit && m->synced >= m->fill_after) {
+        /* Written all over: one whole fill costs less than a sync per
+         * block from here on. */
+        if ((rc = fill_locked(m)) < 0)
+            goto fail;
+        limit = 0;
+    }
     if ((uint64_t)off >= limit)
         return 0;
     if (end > limit)
@@ -488,6 +500,8 @@ int cowmap_write_end(struct cowmap *m, struct cowmap_wr *w, ssize_t done,
         m->npresent -= nmark;
         goto out;
     }
+    if (w->copied)
+        m->synced++;
     fault_at(fault, COWMAP_AT_MARKED);
 out:
     free(mark);
@@ -515,17 +529,15 @@ out:
     return rc;
 }
 
-int cowmap_fill(struct cowmap *m)
+/* cowmap_fill with m's lock held exclusive. */
+static int fill_locked(struct cowmap *m)
 {
     struct stat st;
     int rc = 0;
-    pthread_rwlock_wrlock(&m->lock);
     if (m->hdr.limit == 0)
-        goto out;
-    if (fstat(m->ufd, &st) < 0) {
-        rc = -errno;
-        goto out;
-    }
+        return 0;
+    if (fstat(m->ufd, &st) < 0)
+        return -errno;
     for (uint64_t b = 0; b < m->nbits; b++) {
         if (bit_test(m, b))
             continue;
@@ -533,19 +545,30 @@ int cowmap_fill(struct cowmap *m)
         if (be > m->hdr.limit)
             be = m->hdr.limit;
         if ((rc = copy_lower(m, (off_t)bs, (off_t)be)) < 0)
-            goto out;
+            return rc;
     }
-    if (fdatasync(m->ufd) < 0 || (rc = drop_map(m)) < 0) {
-        rc = rc ? rc : -errno;
-        goto out;
-    }
+    if (fdatasync(m->ufd) < 0)
+        return -errno;
+    if ((rc = drop_map(m)) < 0)
+        return rc;
     /* Filling is not a change the agent made. */
     struct timespec ts[2] = { st.st_atim, st.st_mtim };
-    if (futimens(m->ufd, ts) < 0)
-        rc = -errno;
-out:
+    return futimens(m->ufd, ts) < 0 ? -errno : 0;
+}
+
+int cowmap_fill(struct cowmap *m)
+{
+    pthread_rwlock_wrlock(&m->lock);
+    int rc = fill_locked(m);
     pthread_rwlock_unlock(&m->lock);
     return rc;
+}
+
+void cowmap_set_fill_after(struct cowmap *m, uint64_t n)
+{
+    pthread_rwlock_wrlock(&m->lock);
+    m->fill_after = n;
+    pthread_rwlock_unlock(&m->lock);
 }
 
 uint64_t cowmap_limit(struct cowmap *m)

@@ -49,6 +49,11 @@
 #define COWMAP_MIN_FILE   ((off_t)4 << 20)
 #define COWMAP_MIN_SHIFT  16            /* 64 KiB blocks at least */
 #define COWMAP_MAX_BITS   8192u         /* bitmap at most 1 KiB */
+/* Each write that fills a block with lower data pays one fdatasync. A file
+ * written all over at random would pay more that way than a whole copy:
+ * after this many such writes (over the life of the map in memory) the
+ * next one fills every block left at once and drops the map. */
+#define COWMAP_FILL_AFTER 1024u
 
 struct cowmap;
 
@@ -126,6 +131,10 @@ int  cowmap_truncate(struct cowmap *m, off_t size);
  * upper becomes an ordinary file. Access and modification times are kept.
  * 0 or -errno. */
 int  cowmap_fill(struct cowmap *m);
+
+/* Sets after how many syncing fills the rest is filled at once (default
+ * COWMAP_FILL_AFTER; for tests). */
+void cowmap_set_fill_after(struct cowmap *m, uint64_t n);
 
 /* State, for tests and status (take m's lock shared). */
 uint64_t cowmap_limit(struct cowmap *m);

@@ -405,3 +405,37 @@ Test(cowmap, random_writes_and_truncates_match_a_model)
     free(model);
     free(buf);
 }
+
+Test(cowmap, after_enough_syncing_fills_the_rest_is_filled_at_once)
+{
+    make_upper();
+    struct cowmap *m = load();
+    cowmap_set_fill_after(m, 3);
+    unsigned char x = 'q';
+    /* Block-covering writes need no sync and do not count. */
+    unsigned char *whole = calloc(1, (size_t)BLK);
+    put(m, whole, (size_t)BLK, 20 * BLK);
+    for (int i = 0; i < 3; i++) {
+        put(m, &x, 1, (off_t)(2 * i + 1) * BLK + 7);
+        cr_assert_not(cowmap_complete(m), "filled after %d", i + 1);
+    }
+    put(m, &x, 1, 30 * BLK);
+    cr_assert(cowmap_complete(m), "the fourth syncing fill did not fill the file");
+    cr_assert_not(cowmap_has_map(cowmap_upper_fd(m)));
+    cowmap_free(m);
+    int fd = open(upath, O_RDONLY | O_CLOEXEC);
+    unsigned char *u = malloc((size_t)SIZE);
+    cr_assert_eq(read(fd, u, (size_t)SIZE), (ssize_t)SIZE);
+    close(fd);
+    for (off_t i = 0; i < SIZE; i++) {
+        unsigned char want = lbyte(i);
+        if (i >= 20 * BLK && i < 21 * BLK)
+            want = 0;
+        if (i == BLK + 7 || i == 3 * BLK + 7 || i == 5 * BLK + 7 || i == 30 * BLK)
+            want = 'q';
+        if (u[i] != want)
+            cr_assert_fail("upper byte %lld is 0x%02x, expected 0x%02x", (long long)i, u[i], want);
+    }
+    free(u);
+    free(whole);
+}
