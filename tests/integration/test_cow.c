@@ -815,3 +815,30 @@ TEST_COW(zero_range_and_o_trunc_match_a_full_copy)
     assert_same(h_str("%s/big", mnt), ref, "after remount");
     h_umount("a");
 }
+
+TEST_COW(renaming_a_lower_directory_copies_its_large_files_lazily)
+{
+    const off_t size = 6 * MIB;
+    h_mkdir_p(h_str("%s/dir/sub", H.lower), 0755);
+    make_lower(h_str("%s/dir/sub/big", H.lower), size, 14);
+    char *lower_before = h_snapshot(H.lower);
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    char *ref = h_at("ref");
+    copy_file(h_str("%s/dir/sub/big", H.lower), ref);
+    ino_t ino = ino_of(h_str("%s/dir/sub/big", mnt));
+    cr_assert_eq(rename(h_str("%s/dir", mnt), h_str("%s/dir2", mnt)), 0, "rename: %s",
+                 strerror(errno));
+    char *f = h_str("%s/dir2/sub/big", mnt);
+    cr_assert(has_map(up("dir2/sub/big")), "the tree copy was not lazy");
+    cr_assert_eq(ino_of(f), ino);
+    assert_same(f, ref, "after the directory rename");
+    uint64_t s = 0xd1a;
+    run_ops(f, ref, &s, 60);
+    h_umount("a");
+    mnt = h_mount("a");
+    assert_same(h_str("%s/dir2/sub/big", mnt), ref, "after remount");
+    cr_assert_not(h_exists(h_str("%s/dir/sub/big", mnt)));
+    h_umount("a");
+    h_assert_same_snapshot(lower_before, h_snapshot(H.lower), "lower");
+}
