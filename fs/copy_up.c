@@ -5,7 +5,9 @@
  * place: after a crash the agent sees the old lower entry or the complete
  * copy, never a partial one. Data goes by FICLONE when the filesystem can
  * share extents, else by copy_file_range over the data segments only
- * (SEEK_DATA/SEEK_HOLE), so sparse files stay sparse. */
+ * (SEEK_DATA/SEEK_HOLE), so sparse files stay sparse. A large file that
+ * cannot be cloned into the private upper is copied lazily instead: an
+ * empty sparse file plus a map of the blocks copied so far (cowmap.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fs/cowmap.h"
 #include "fs/events.h"
 #include "fs/ovl_i.h"
 
@@ -161,13 +164,17 @@ static int set_origin(int wfd, const char *wname, ino_t ino)
     return lsetxattr(p, OVL_XATTR_ORIGIN, &v, sizeof(v), 0) < 0 ? -errno : 0;
 }
 
-/* Builds the copy of lower rel (stat st) as wname in the work dir wfd. */
+/* Builds the copy of lower rel (stat st) as wname in the work dir wfd.
+ * lazy: a large file may be copied lazily (cowmap.h) when it cannot be
+ * cloned; *was_lazy tells whether it was. */
 static int build_copy(struct ovl_fs *fs, const char *rel, const struct stat *st,
-                      int wfd, const char *wname, bool skip_data)
+                      int wfd, const char *wname, bool skip_data, bool lazy,
+                      bool *was_lazy)
 {
     int in = -1, out = -1, rc = 0;
     char prel[PATH_MAX];
     const char *name = ovl_split(rel, prel, sizeof(prel));
+    *was_lazy = false;
     int ldfd = layer_dir(fs, OVL_LOWER, prel);
     if (ldfd < 0)
         return ldfd;
@@ -180,7 +187,14 @@ static int build_copy(struct ovl_fs *fs, const char *rel, const struct stat *st,
         if (in < 0) { rc = in; goto out; }
         out = openat(wfd, wname, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
         if (out < 0) { rc = -errno; goto out; }
-        if (!skip_data)
+        /* A large file that cannot be cloned gets its data on demand: an
+         * empty file of its size now, its map after its xattrs. (Not with
+         * the copy-up pause hook: that one tests whole copies.) */
+        *was_lazy = !skip_data && lazy && st->st_size >= COWMAP_MIN_FILE &&
+                    !fs->copyup_pause_ms && ioctl(out, FICLONE, in) < 0;
+        if (*was_lazy)
+            rc = ftruncate(out, st->st_size) < 0 ? -errno : 0;
+        else if (!skip_data)
             rc = copy_data(fs, in, out, st->st_size);
         break;
     case S_IFDIR:
@@ -211,6 +225,15 @@ static int build_copy(struct ovl_fs *fs, const char *rel, const struct stat *st,
     layer_fdpath(sp, sizeof(sp), ldfd, name);
     layer_fdpath(dp, sizeof(dp), wfd, wname);
     rc = copy_xattrs(sp, dp);
+    if (rc == 0 && *was_lazy) {
+        rc = cowmap_init_file(out, rel, st);
+        if (rc == -ENOSPC || rc == -E2BIG || rc == -ENOTSUP || rc == -ERANGE) {
+            /* The map does not fit next to the file's xattrs: copy it. */
+            fremovexattr(out, COWMAP_XATTR_SRC);
+            *was_lazy = false;
+            rc = copy_data(fs, in, out, st->st_size);
+        }
+    }
     if (rc == 0)
         rc = copy_meta(wfd, wname, st);
     if (rc == 0 && !S_ISLNK(st->st_mode))
@@ -279,7 +302,8 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
     if ((rc = quota_charge(fs, qbytes, qinodes)) < 0)
         return rc;
     layer_work_name(fs, wname, sizeof(wname));
-    rc = build_copy(fs, rel, &e->st, wfd, wname, skip_data);
+    bool lazy = false;
+    rc = build_copy(fs, rel, &e->st, wfd, wname, skip_data, ul == OVL_UPPER, &lazy);
     if (rc < 0)
         goto fail;
 
@@ -321,7 +345,7 @@ int ovl_copy_up(struct ovl_fs *fs, const char *rel, struct ovl_ent *e,
     if (ev_on(fs)) {
         struct journal_event ev = ev_blank("copy_up");
         ev.size = S_ISREG(lst.st_mode) && !skip_data ? lst.st_size : 0;
-        ev.detail = ul == OVL_SHARED ? "shared" : "private";
+        ev.detail = ul == OVL_SHARED ? "shared" : lazy ? "private lazy" : "private";
         ev_log(fs, &ev, rel, NULL);
     }
     goto out;

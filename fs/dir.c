@@ -16,6 +16,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fs/cowmap.h"
 #include "fs/dir_i.h"
 #include "fs/events.h"
 
@@ -314,6 +315,11 @@ int dir_rename(struct ovl_fs *fs, struct ovl_node *op, const char *oname,
     rc = make_movable(fs, srel, &s);
     if (rc == 0 && exchange)
         rc = make_movable(fs, drel, &d);
+    /* Lazy copies are the agent's own: filled before they become shared. */
+    if (rc == 0 && dl == OVL_SHARED && ovl_is_private(s.layer))
+        rc = cowmap_fill_path(fs, s.layer, srel);
+    if (rc == 0 && exchange && s.layer == OVL_SHARED && ovl_is_private(d.layer))
+        rc = cowmap_fill_path(fs, d.layer, drel);
     if (rc == 0)
         rc = ovl_make_parents(fs, dl, drel);
     if (rc < 0)

@@ -17,6 +17,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fs/cowmap.h"
 #include "fs/dir_i.h"
 #include "fs/events.h"
 #include "fs/leaseops.h"
@@ -154,10 +155,8 @@ static int node_stat(struct ovl_fs *fs, struct ovl_node *n,
     int rc = ovl_resolve_node(fs, n, rel, sizeof(rel), &e);
     if (rc == -ENOENT) {
         /* Unlinked but open: the kernel does not always pass the handle. */
-        int fd = (fi && fi->fh) ? fcntl(HANDLE(fi)->fd, F_DUPFD_CLOEXEC, 0)
+        int fd = (fi && fi->fh) ? fcntl(handle_fd(HANDLE(fi), &e.layer), F_DUPFD_CLOEXEC, 0)
                                 : handle_dup_of_node(fs, n, &e.layer);
-        if (fi && fi->fh)
-            e.layer = HANDLE(fi)->layer;
         if (fd >= 0) {
             rc = fstat(fd, &e.st) < 0 ? -errno : 0;
             close(fd);
@@ -267,17 +266,37 @@ static void ovl_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
             grow = attr->st_size - e.st.st_size;
             rc = quota_charge(fs, grow, 0);
         }
+        int set = to_set;
+        if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE) && S_ISREG(e.st.st_mode) &&
+            ovl_is_private(e.layer)) {
+            /* A lazy copy is truncated through its map. */
+            struct cowmap *cow = h ? __atomic_load_n(&h->cow, __ATOMIC_ACQUIRE) : NULL;
+            int r = cow ? cowmap_truncate(cow, attr->st_size)
+                        : cowmap_truncate_path(fs, e.layer, rel, attr->st_size);
+            rc = r < 0 ? r : 0;
+            if (cow || r > 0)
+                set &= ~FUSE_SET_ATTR_SIZE;
+        }
         if (rc == 0)
-            rc = apply_setattr(fs, rel, &e, fd, attr, to_set);
+            rc = apply_setattr(fs, rel, &e, fd, attr, set);
         if (rc < 0 && grow)
             quota_charge(fs, -grow, 0);
     } else if (rc == -ENOENT) {
         /* Unlinked but open (fchmod, futimens, ftruncate of such a file). */
         enum ovl_layer l = OVL_NONE;
-        int fd = (h && h->layer != OVL_LOWER) ? fcntl(h->fd, F_DUPFD_CLOEXEC, 0)
-                                              : handle_dup_of_node(fs, n, &l);
+        struct cowmap *cow = h ? __atomic_load_n(&h->cow, __ATOMIC_ACQUIRE) : NULL;
+        int fd = (h && (h->layer != OVL_LOWER || cow))
+                     ? fcntl(handle_fd(h, NULL), F_DUPFD_CLOEXEC, 0)
+                     : handle_dup_of_node(fs, n, &l);
         if (fd >= 0 && l != OVL_LOWER) {
-            rc = apply_setattr(fs, NULL, NULL, fd, attr, to_set);
+            int set = to_set;
+            rc = 0;
+            if (cow && (to_set & FUSE_SET_ATTR_SIZE)) {
+                rc = cowmap_truncate(cow, attr->st_size);
+                set &= ~FUSE_SET_ATTR_SIZE;
+            }
+            if (rc == 0)
+                rc = apply_setattr(fs, NULL, NULL, fd, attr, set);
         }
         if (fd >= 0)
             close(fd);
@@ -577,6 +596,18 @@ static int open_node(struct ovl_fs *fs, struct ovl_node *n, int flags,
         fd = layer_open(fs, e.layer, rel, flags, 0);
     if (fd < 0)
         return fd;
+    if (ovl_is_private(e.layer) && S_ISREG(e.st.st_mode)) {
+        /* A lazy copy reads and writes through its map. */
+        rc = cowmap_get(fs, fd, &h->cow);
+        if (rc == 0 && h->cow && (flags & O_TRUNC))
+            rc = cowmap_truncate(h->cow, 0);
+        if (rc < 0) {
+            cowmap_put(fs, h->cow);
+            h->cow = NULL;
+            close(fd);
+            return rc == -ESTALE ? -EIO : rc;
+        }
+    }
     h->fd = fd;
     h->layer = e.layer;
     h->dev = e.st.st_dev;
@@ -663,10 +694,24 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
     struct ovl_fs *fs = FS(req);
     struct ovl_handle *h = HANDLE(fi);
+    struct cowmap *cow = __atomic_load_n(&h->cow, __ATOMIC_ACQUIRE);
     (void)ino;
+    if (cow && !cowmap_complete(cow)) {
+        /* A lazy copy: each range from the layer that holds it. */
+        __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
+        char *b = malloc(size ? size : 1);
+        ssize_t n = b ? cowmap_read(cow, b, size, off) : -ENOMEM;
+        if (n < 0)
+            fuse_reply_err(req, (int)-n);
+        else
+            fuse_reply_buf(req, b, (size_t)n);
+        free(b);
+        return;
+    }
     /* Shared data (the lower, the shared layer) is read by the engine, in
      * the order its scheduler gives; the worker goes back at once. */
-    if (fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED)) {
+    if (!cow && fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED)) {
         __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
         __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
         if (read_cached(fs, h, req, size, off) ||
@@ -677,7 +722,7 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     __atomic_add_fetch(&FS(req)->bytes_read, size, __ATOMIC_RELAXED);
     __atomic_add_fetch(&HANDLE(fi)->bytes_read, size, __ATOMIC_RELAXED);
     buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-    buf.buf[0].fd = HANDLE(fi)->fd;
+    buf.buf[0].fd = handle_fd(h, NULL);
     buf.buf[0].pos = off;
     fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -711,7 +756,17 @@ static void ovl_write_buf(fuse_req_t req, fuse_ino_t ino,
     out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     out.buf[0].fd = h->fd;
     out.buf[0].pos = off;
-    ssize_t n = fuse_buf_copy(&out, in, 0);
+    /* A lazy copy fills the blocks the write touches first, and marks
+     * them once the write is in. */
+    struct cowmap *cow = __atomic_load_n(&h->cow, __ATOMIC_ACQUIRE);
+    struct cowmap_wr w;
+    ssize_t n = cow ? cowmap_write_begin(cow, off, (off_t)len, &w, &fs->cow_fault) : 0;
+    if (n == 0) {
+        n = fuse_buf_copy(&out, in, 0);
+        int rc = cow ? cowmap_write_end(cow, &w, n, &fs->cow_fault) : 0;
+        if (rc < 0)
+            n = rc;
+    }
     if (grow) {
         /* Refund what a short or failed write did not add. */
         off_t end = n > 0 ? off + n : off;
@@ -758,8 +813,27 @@ static void ovl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void ovl_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
                           off_t off, off_t len, struct fuse_file_info *fi)
 {
+    struct ovl_fs *fs = FS(req);
+    struct ovl_handle *h = HANDLE(fi);
+    struct cowmap *cow = __atomic_load_n(&h->cow, __ATOMIC_ACQUIRE);
+    struct cowmap_wr w;
+    int rc = 0;
     (void)ino;
-    int rc = fallocate(HANDLE(fi)->fd, mode, off, len) < 0 ? errno : 0;
+    if (cow && (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))) {
+        rc = -cowmap_fill(cow);     /* data moves: no lower left below it */
+    } else if (cow && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
+        /* Zeroes written: like a write of that range. */
+        rc = -cowmap_write_begin(cow, off, len, &w, &fs->cow_fault);
+        if (rc == 0) {
+            rc = fallocate(h->fd, mode, off, len) < 0 ? errno : 0;
+            int r = cowmap_write_end(cow, &w, rc ? -1 : (ssize_t)len, &fs->cow_fault);
+            rc = rc ? rc : -r;
+        }
+        fuse_reply_err(req, rc);
+        return;
+    }
+    if (rc == 0)
+        rc = fallocate(h->fd, mode, off, len) < 0 ? errno : 0;
     fuse_reply_err(req, rc);
 }
 

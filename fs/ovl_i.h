@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 struct fuse_session;
+struct cowmap;
 
 #include "fs/config.h"
 #include "fs/pathclass.h"
@@ -58,6 +59,14 @@ static inline bool ovl_is_upper(enum ovl_layer l)
 {
     return l == OVL_UPPER || l == OVL_SHARED;
 }
+
+/* Fault hook of lazy copy-up for the crash tests (see fs/cowmap.h): the
+ * daemon kills itself the nth time a write reaches stage. */
+struct cowmap_fault {
+    int stage;                /* enum cowmap_stage; 0: off */
+    uint64_t nth;
+    uint64_t count;           /* atomic */
+};
 
 struct ovl_node {
     struct ovl_node *parent;  /* ns_lock (write to change); NULL for root */
@@ -92,6 +101,9 @@ struct ovl_fs {
     uint64_t work_seq;        /* atomic: unique names in the work dir */
     double timeout;           /* entry/attr cache timeout, seconds */
     unsigned copyup_pause_ms; /* fault hook: pause mid copy-up (tests) */
+    pthread_mutex_t cow_lock;
+    struct cowmap *cows;      /* cow_lock: maps of open lazily copied files */
+    struct cowmap_fault cow_fault;    /* fault hook (tests) */
     struct fuse_session *se;  /* for cache invalidations */
     pthread_mutex_t handle_lock;
     struct ovl_handle *handles;       /* handle_lock: every open file */
@@ -117,6 +129,10 @@ struct ovl_handle {
     char *path;               /* its path in the view when opened */
     struct ovl_node *node;    /* the kernel holds it while the file is open */
     uint64_t id;              /* its number in the journal */
+    struct cowmap *cow;       /* atomic (set once): the map of a lazily
+                                 copied file; reads and writes go through
+                                 it, and a handle moved by a copy-up keeps
+                                 its old fd and reads through it only */
     uint64_t bytes_read, bytes_written;   /* atomic: through this handle */
     uint64_t *lk_owners;      /* handle_lock: lock owners that took POSIX or
                                  OFD locks through this open file */
@@ -262,6 +278,9 @@ int  ovl_make_parents(struct ovl_fs *fs, enum ovl_layer l, const char *rel);
 /* Registers / forgets an open file of the view (for status and copy-up). */
 void handle_track(struct ovl_fs *fs, struct ovl_handle *h);
 void handle_untrack(struct ovl_fs *fs, struct ovl_handle *h);
+/* The descriptor of h's data and its layer: the map's upper file for a
+ * handle of a lazily copied file, else h->fd and h->layer. */
+int  handle_fd(const struct ovl_handle *h, enum ovl_layer *layer);
 /* Untracks, closes and frees h. */
 void handle_free(struct ovl_fs *fs, struct ovl_handle *h);
 /* Remembers that owner took a POSIX or OFD lock through h, so the locks an

@@ -13,6 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fs/cowmap.h"
 #include "fs/log.h"
 #include "fs/view.h"
 
@@ -171,6 +172,7 @@ int view_open(struct ovl_fs *fs, struct volume *v, const char *agent,
     pthread_rwlock_init(&fs->ns_lock, NULL);
     pthread_mutex_init(&fs->node_lock, NULL);
     pthread_mutex_init(&fs->handle_lock, NULL);
+    cowmap_view_init(fs);
     fs->vol = v;
     snprintf(fs->agent, sizeof(fs->agent), "%s", agent);
     fs->cfg = &v->cfg;
@@ -249,6 +251,7 @@ void view_close(struct ovl_fs *fs)
      * no release: close them here, or their descriptors would stay. */
     while (fs->handles)
         handle_free(fs, fs->handles);
+    cowmap_view_destroy(fs);
     /* The temp layer lives for one session only. A failure is logged; the
      * next session of the agent (or recovery) empties it again. */
     int rc = 0;
