@@ -103,6 +103,8 @@ struct ovl_fs {
     uint64_t next_handle;     /* atomic: handle ids for the journal */
     bool read_unlimited;      /* atomic: no rate or IOPS limit on reads */
     uint64_t in_engine;       /* atomic: this view's reads in the engine */
+    uint64_t cached_reads, cached_bytes;  /* atomic: shared-data reads answered
+                                             from the page cache at once */
 };
 
 /* An open file of the view. */
