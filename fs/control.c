@@ -315,6 +315,11 @@ static void op_status(struct daemon *d, struct conn *c)
                                           (d->vol.journal ? 1 : 0));
     cJSON *a = cJSON_AddArrayToObject(r, "agents");
     pthread_mutex_lock(&d->lock);
+    /* 0: no cap; null: no read engine, so no cap applies */
+    if (d->vol.rengine)
+        cJSON_AddNumberToObject(r, "volume_read_rate", (double)d->vol.cfg.volume_read_rate);
+    else
+        cJSON_AddNullToObject(r, "volume_read_rate");
     for (struct session *s = d->sessions; s; s = s->next) {
         if (s->ended)
             continue;
@@ -456,6 +461,38 @@ static void op_agent_set(struct daemon *d, struct conn *c, cJSON *req)
     reply(c, ok_obj());
 }
 
+/* Changes the volume-wide read cap live, and keeps it in volume.conf for
+ * the next daemon. */
+static void op_volume_set(struct daemon *d, struct conn *c, cJSON *req)
+{
+    unsigned long long rate;
+    if (!cJSON_GetObjectItemCaseSensitive(req, "volume_read_rate")) {
+        reply_err(c, EINVAL, "nothing to set: field \"volume_read_rate\" is missing");
+        return;
+    }
+    if (!get_count(c, req, "volume_read_rate", &rate))
+        return;
+    if (!d->vol.rengine) {
+        reply_err(c, ENOTSUP, "the read engine is off (LANEFS_READ_ENGINE=off): "
+                  "no volume read cap");
+        return;
+    }
+    rengine_set_volume_rate(d->vol.rengine, rate);
+    pthread_mutex_lock(&d->lock);
+    unsigned long long old = d->vol.cfg.volume_read_rate;
+    d->vol.cfg.volume_read_rate = rate;
+    int rc = vol_config_save(d->vol.state_dir, &d->vol.cfg);
+    pthread_mutex_unlock(&d->lock);
+    if (rc < 0) {
+        log_say("volume read cap set to %llu bytes/s, but %s/%s was not updated: %s",
+                rate, d->vol.state_dir, VOL_CONF_NAME, strerror(-rc));
+        reply_err(c, -rc, "the cap is %llu bytes/s now (was %llu), but saving it in "
+                  "%s failed: %s", rate, old, VOL_CONF_NAME, strerror(-rc));
+        return;
+    }
+    reply(c, ok_obj());
+}
+
 static void op_shutdown(struct daemon *d, struct conn *c)
 {
     reply(c, ok_obj());
@@ -496,6 +533,8 @@ static void handle_line(struct daemon *d, struct conn *c, const char *line, size
         op_agents(d, c);
     else if (!strcmp(o, "agent_set"))
         op_agent_set(d, c, req);
+    else if (!strcmp(o, "volume_set"))
+        op_volume_set(d, c, req);
     else if (!strcmp(o, "leases"))
         op_leases(d, c);
     else if (!strcmp(o, "shutdown"))

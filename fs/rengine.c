@@ -47,13 +47,14 @@ struct re_read {
     struct re_read *next;         /* e->mu: the incoming list */
 };
 
-enum re_cmd_op { CMD_ADD, CMD_SET, CMD_REMOVE, CMD_STATS, CMD_STOP };
+enum re_cmd_op { CMD_ADD, CMD_SET, CMD_REMOVE, CMD_STATS, CMD_VOLUME_RATE, CMD_STOP };
 
 struct re_cmd {
     enum re_cmd_op op;
     uint64_t agent;
     struct sched_limits limits;
     struct sched_stats stats;
+    uint64_t rate;                /* CMD_VOLUME_RATE */
     int rc;
     bool done;                    /* e->mu */
     struct re_cmd *next;          /* e->mu */
@@ -150,6 +151,10 @@ static bool run_commands(struct rengine *e, uint64_t now)
             break;
         case CMD_STATS:
             c->rc = sched_stats(e->sched, c->agent, &c->stats);
+            break;
+        case CMD_VOLUME_RATE:
+            sched_set_volume_rate(e->sched, c->rate);
+            c->rc = 0;
             break;
         case CMD_STOP:
             stop = true;
@@ -469,6 +474,12 @@ int rengine_agent_set(struct rengine *e, uint64_t agent, const struct sched_limi
 void rengine_agent_remove(struct rengine *e, uint64_t agent)
 {
     struct re_cmd c = { .op = CMD_REMOVE, .agent = agent };
+    command(e, &c);
+}
+
+void rengine_set_volume_rate(struct rengine *e, uint64_t rate_bps)
+{
+    struct re_cmd c = { .op = CMD_VOLUME_RATE, .rate = rate_bps };
     command(e, &c);
 }
 

@@ -27,6 +27,9 @@ int  rengine_agent_set(struct rengine *e, uint64_t agent, const struct sched_lim
 /* Unregisters agent: its queued reads are answered with EIO, and the call
  * returns once none of its reads is in flight (so its FUSE session can go). */
 void rengine_agent_remove(struct rengine *e, uint64_t agent);
+/* Caps the reads of all agents together at rate_bps bytes/s (0: no cap),
+ * at once. */
+void rengine_set_volume_rate(struct rengine *e, uint64_t rate_bps);
 /* The agent's counters (dispatched bytes and reads, time queued, depth). */
 int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out);
 
