@@ -242,6 +242,14 @@ static int vol_handler(void *user, const char *section, const char *name,
         if (errno || end == value || *end || value[0] == '-')
             vol_fail(p, -EINVAL, "journal_max must be a number of bytes, not '%s'", value);
         cfg->journal_max = v;
+    } else if (strcmp(section, "volume") == 0 && strcmp(name, "volume_read_rate") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-')
+            vol_fail(p, -EINVAL, "volume_read_rate must be a number of bytes/s, not '%s'",
+                     value);
+        cfg->volume_read_rate = v;
     }
     else if (strcmp(section, "temp") == 0 && strcmp(name, "path") == 0)
         vol_add_path(p, &cfg->temp_paths, &cfg->n_temp_paths, "temp", value);
@@ -362,9 +370,9 @@ static int vol_write(FILE *f, const struct vol_config *cfg)
 {
     if (fprintf(f, "; lanefs volume configuration\n"
                 "[volume]\nversion = %d\nlower = %s\njournal = %s\n"
-                "journal_max = %llu\n",
+                "journal_max = %llu\nvolume_read_rate = %llu\n",
                 VOL_CONF_VERSION, cfg->lower, cfg->no_journal ? "off" : "on",
-                cfg->journal_max) < 0)
+                cfg->journal_max, cfg->volume_read_rate) < 0)
         return -EIO;
     if (fprintf(f, "\n[temp]\n") < 0 ||
         vol_write_list(f, "path", cfg->temp_paths, cfg->n_temp_paths) < 0 ||

@@ -8,6 +8,8 @@
  *   lower = /absolute/canonical/path
  *   journal = off           ; optional: no event journal (default on)
  *   journal_max = 268435456 ; optional: journal size cap in bytes (0: none)
+ *   volume_read_rate = 0    ; optional: shared-data reads of all agents
+ *                           ; together, bytes/s (0: no cap)
  *   [temp]
  *   path = tmp              ; one line per --temp PATH, relative to the root
  *   pattern = *.tmp         ; one line per name pattern (fnmatch, one name)
@@ -34,6 +36,7 @@ struct vol_config {
     char **shared_paths; size_t n_shared_paths;
     bool no_journal;             /* [volume] journal = off */
     unsigned long long journal_max;   /* [volume] journal_max, bytes; 0: none */
+    unsigned long long volume_read_rate; /* [volume] volume_read_rate, bytes/s; 0: none */
 };
 
 /* Loads STATE/volume.conf into *cfg (zeroed first). Returns 0, or -errno with

@@ -315,6 +315,11 @@ static void op_status(struct daemon *d, struct conn *c)
                                           (d->vol.journal ? 1 : 0));
     cJSON *a = cJSON_AddArrayToObject(r, "agents");
     pthread_mutex_lock(&d->lock);
+    /* 0: no cap; null: no read engine, so no cap applies */
+    if (d->vol.rengine)
+        cJSON_AddNumberToObject(r, "volume_read_rate", (double)d->vol.cfg.volume_read_rate);
+    else
+        cJSON_AddNullToObject(r, "volume_read_rate");
     for (struct session *s = d->sessions; s; s = s->next) {
         if (s->ended)
             continue;
@@ -336,8 +341,16 @@ static void op_status(struct daemon *d, struct conn *c)
         cJSON_AddNumberToObject(rd, "reserve", (double)s->read.reserve_bps);
         struct sched_stats ss;
         if (d->vol.rengine && rengine_agent_stats(d->vol.rengine, s->id, &ss) == 0) {
+            /* Every read of shared data: scheduled, or answered from the
+             * page cache at once (cached_*, a part of the totals). */
+            uint64_t cb = __atomic_load_n(&s->fs.cached_bytes, __ATOMIC_RELAXED);
+            uint64_t cr = __atomic_load_n(&s->fs.cached_reads, __ATOMIC_RELAXED);
+            ss.bytes += cb;
+            ss.reads += cr;
             cJSON_AddNumberToObject(rd, "bytes", (double)ss.bytes);
             cJSON_AddNumberToObject(rd, "reads", (double)ss.reads);
+            cJSON_AddNumberToObject(rd, "cached_bytes", (double)cb);
+            cJSON_AddNumberToObject(rd, "cached_reads", (double)cr);
             cJSON_AddNumberToObject(rd, "queued_ms", (double)(ss.queued_ns / 1000000));
             cJSON_AddNumberToObject(rd, "depth", ss.depth);
             double up = (double)(now - s->started);
@@ -448,6 +461,38 @@ static void op_agent_set(struct daemon *d, struct conn *c, cJSON *req)
     reply(c, ok_obj());
 }
 
+/* Changes the volume-wide read cap live, and keeps it in volume.conf for
+ * the next daemon. */
+static void op_volume_set(struct daemon *d, struct conn *c, cJSON *req)
+{
+    unsigned long long rate;
+    if (!cJSON_GetObjectItemCaseSensitive(req, "volume_read_rate")) {
+        reply_err(c, EINVAL, "nothing to set: field \"volume_read_rate\" is missing");
+        return;
+    }
+    if (!get_count(c, req, "volume_read_rate", &rate))
+        return;
+    if (!d->vol.rengine) {
+        reply_err(c, ENOTSUP, "the read engine is off (LANEFS_READ_ENGINE=off): "
+                  "no volume read cap");
+        return;
+    }
+    rengine_set_volume_rate(d->vol.rengine, rate);
+    pthread_mutex_lock(&d->lock);
+    unsigned long long old = d->vol.cfg.volume_read_rate;
+    d->vol.cfg.volume_read_rate = rate;
+    int rc = vol_config_save(d->vol.state_dir, &d->vol.cfg);
+    pthread_mutex_unlock(&d->lock);
+    if (rc < 0) {
+        log_say("volume read cap set to %llu bytes/s, but %s/%s was not updated: %s",
+                rate, d->vol.state_dir, VOL_CONF_NAME, strerror(-rc));
+        reply_err(c, -rc, "the cap is %llu bytes/s now (was %llu), but saving it in "
+                  "%s failed: %s", rate, old, VOL_CONF_NAME, strerror(-rc));
+        return;
+    }
+    reply(c, ok_obj());
+}
+
 static void op_shutdown(struct daemon *d, struct conn *c)
 {
     reply(c, ok_obj());
@@ -488,6 +533,8 @@ static void handle_line(struct daemon *d, struct conn *c, const char *line, size
         op_agents(d, c);
     else if (!strcmp(o, "agent_set"))
         op_agent_set(d, c, req);
+    else if (!strcmp(o, "volume_set"))
+        op_volume_set(d, c, req);
     else if (!strcmp(o, "leases"))
         op_leases(d, c);
     else if (!strcmp(o, "shutdown"))

@@ -269,6 +269,8 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
         log_say("cannot start the read engine: %s; reading directly", strerror(-rc));
         d.vol.rengine = NULL;
     }
+    if (d.vol.rengine && d.vol.cfg.volume_read_rate)
+        rengine_set_volume_rate(d.vol.rengine, d.vol.cfg.volume_read_rate);
     if ((threads = true, rc = loop_start_workers(&d)) < 0) {
         snprintf(err, sizeof(err), "cannot start the daemon: %s", strerror(-rc));
         goto out_threads;

@@ -661,15 +661,18 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         handle_free(fs, h);     /* the caller went away */
 }
 
-/* A read that the page cache holds in full (RWF_NOWAIT: no device I/O, so
- * no share of the device to schedule) is answered at once, for an agent
- * with no rate or IOPS limit while no other agent has reads in the engine:
- * under contention every read is scheduled, since a stream's cached pages
- * were read ahead on the device for it. True when it was answered. */
+/* A read that the page cache holds in full (RWF_NOWAIT: no device I/O) is
+ * answered at once, for an agent with no rate or IOPS limit that reads
+ * alone: while several agents read (rengine_shared, which every read of
+ * shared data passes) or another has reads in the engine, every read is
+ * scheduled, cached or not. The kernel's readahead of the layer file makes
+ * most of a stream's reads page-cache hits, so answering those at once
+ * would leave the scheduler nothing to share out. True when answered. */
 static bool read_cached(struct ovl_fs *fs, struct ovl_handle *h, fuse_req_t req,
                         size_t size, off_t off)
 {
-    if (!__atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED) || size > (1u << 20) ||
+    bool shared = rengine_shared(fs->vol->rengine, fs->sid);
+    if (shared || !__atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED) || size > (1u << 20) ||
         rengine_busy(fs->vol->rengine) > __atomic_load_n(&fs->in_engine, __ATOMIC_RELAXED))
         return false;
     char *buf = malloc(size ? size : 1);
@@ -682,8 +685,12 @@ static bool read_cached(struct ovl_fs *fs, struct ovl_handle *h, fuse_req_t req,
      * the file really ends there. */
     bool ok = n == (ssize_t)size ||
               (n >= 0 && fstat(h->fd, &st) == 0 && off + n >= st.st_size);
-    if (ok)
+    if (ok) {
         fuse_reply_buf(req, buf, (size_t)n);
+        __atomic_add_fetch(&fs->cached_reads, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&fs->cached_bytes, (uint64_t)n, __ATOMIC_RELAXED);
+        rengine_note_cached(fs->vol->rengine, fs->sid, (uint64_t)n);
+    }
     free(buf);
     return ok;
 }
@@ -711,16 +718,14 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     /* Shared data (the lower, the shared layer) is read by the engine, in
      * the order its scheduler gives; the worker goes back at once. */
-    if (!cow && fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED)) {
-        __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
-        if (read_cached(fs, h, req, size, off) ||
-            rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size,
-                         &fs->in_engine) == 0)
-            return;
-    }
-    __atomic_add_fetch(&FS(req)->bytes_read, size, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&HANDLE(fi)->bytes_read, size, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
+    if (!cow && fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED) &&
+        (read_cached(fs, h, req, size, off) ||
+         rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size,
+                      &fs->in_engine) == 0))
+        return;
+    /* Not shared data, or the engine could not take it: read here. */
     buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     buf.buf[0].fd = handle_fd(h, NULL);
     buf.buf[0].pos = off;

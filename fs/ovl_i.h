@@ -117,6 +117,8 @@ struct ovl_fs {
     bool read_unlimited;      /* atomic: no rate or IOPS limit on reads */
     bool readahead_pending;   /* atomic: INIT answered, read-ahead not tuned */
     uint64_t in_engine;       /* atomic: this view's reads in the engine */
+    uint64_t cached_reads, cached_bytes;  /* atomic: shared-data reads answered
+                                             from the page cache at once */
 };
 
 /* An open file of the view. */

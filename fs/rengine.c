@@ -8,6 +8,7 @@
  * thread). Control calls (agent add/set/remove/stats) are commands the
  * engine thread carries out, so the scheduler needs no lock of its own. */
 #include <errno.h>
+#include <stdio.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,6 +21,15 @@
 #include "fs/rengine.h"
 
 #define TAG_WAKE UINT64_MAX       /* user_data of the eventfd read */
+/* Pacing (sched_set_pacing): an agent may get up to PACE_LAG bytes (at
+ * weight 100) ahead of its share of what a contending agent gets, and an
+ * agent contends for PACE_IDLE_NS after its last read ended. */
+#define PACE_LAG     (1u << 20)
+#define PACE_IDLE_NS 5000000u
+/* Reads of two agents this close together mean they share the volume now;
+ * for SHARED_HOLD_NS after, every read is scheduled. */
+#define SHARED_GAP_NS  10000000u
+#define SHARED_HOLD_NS 100000000u
 
 struct flight { uint64_t agent; unsigned n; };
 
@@ -37,13 +47,14 @@ struct re_read {
     struct re_read *next;         /* e->mu: the incoming list */
 };
 
-enum re_cmd_op { CMD_ADD, CMD_SET, CMD_REMOVE, CMD_STATS, CMD_STOP };
+enum re_cmd_op { CMD_ADD, CMD_SET, CMD_REMOVE, CMD_STATS, CMD_VOLUME_RATE, CMD_STOP };
 
 struct re_cmd {
     enum re_cmd_op op;
     uint64_t agent;
     struct sched_limits limits;
     struct sched_stats stats;
+    uint64_t rate;                /* CMD_VOLUME_RATE */
     int rc;
     bool done;                    /* e->mu */
     struct re_cmd *next;          /* e->mu */
@@ -65,6 +76,12 @@ struct rengine {
     struct flight *flights;       /* engine thread: in-flight reads per agent */
     unsigned n_flights;           /* engine thread */
     uint64_t busy;                /* atomic: reads in the engine */
+    uint64_t last_agent, last_ns; /* atomic: the latest read's agent and time */
+    uint64_t shared_until;        /* atomic: agents read together until then */
+    FILE *trace;                  /* engine thread: LANEFS_RENGINE_TRACE */
+    uint64_t trace_t0, trace_last;
+    struct tr { uint64_t agent, samples, depth_sum, depth_max, fl_sum, disp, dbytes; } tr[8];
+    uint64_t tr_cached[8], tr_cached_bytes[8];   /* atomic, by agent % 8 */
     int init_rc;                  /* mu: the ring's set-up, from the thread */
     bool init_done;               /* mu */
 };
@@ -134,6 +151,10 @@ static bool run_commands(struct rengine *e, uint64_t now)
             break;
         case CMD_STATS:
             c->rc = sched_stats(e->sched, c->agent, &c->stats);
+            break;
+        case CMD_VOLUME_RATE:
+            sched_set_volume_rate(e->sched, c->rate);
+            c->rc = 0;
             break;
         case CMD_STOP:
             stop = true;
@@ -225,6 +246,57 @@ static int ring_init(struct rengine *e)
     return 0;
 }
 
+static void trace_sample(struct rengine *e, uint64_t now)
+{
+    for (unsigned i = 0; i < 8; i++) {
+        struct tr *t = &e->tr[i];
+        struct sched_stats st;
+        if (!t->agent || sched_stats(e->sched, t->agent, &st) < 0)
+            continue;
+        t->samples++;
+        t->depth_sum += st.depth;
+        if (st.depth > t->depth_max)
+            t->depth_max = st.depth;
+        t->fl_sum += inflight_of(e, t->agent);
+    }
+    if (now - e->trace_last < 100000000u)
+        return;
+    e->trace_last = now;
+    for (unsigned i = 0; i < 8; i++) {
+        struct tr *t = &e->tr[i];
+        if (!t->agent)
+            continue;
+        uint64_t c = __atomic_exchange_n(&e->tr_cached[t->agent % 8], 0, __ATOMIC_RELAXED);
+        uint64_t cb = __atomic_exchange_n(&e->tr_cached_bytes[t->agent % 8], 0, __ATOMIC_RELAXED);
+        fprintf(e->trace, "%.1f a%llu depth_avg %.2f depth_max %llu inflight_avg %.2f sched %llu sched_MiB %.1f cached %llu cached_MiB %.1f tot_inflight %u\n",
+                (double)(now - e->trace_t0) / 1e9, (unsigned long long)t->agent,
+                t->samples ? (double)t->depth_sum / (double)t->samples : 0.0,
+                (unsigned long long)t->depth_max,
+                t->samples ? (double)t->fl_sum / (double)t->samples : 0.0,
+                (unsigned long long)t->disp, (double)t->dbytes / 1048576.0,
+                (unsigned long long)c, (double)cb / 1048576.0, e->inflight);
+        t->samples = t->depth_sum = t->depth_max = t->fl_sum = t->disp = t->dbytes = 0;
+    }
+    fflush(e->trace);
+}
+
+static void trace_dispatch(struct rengine *e, uint64_t agent, uint64_t bytes)
+{
+    for (unsigned i = 0; i < 8; i++)
+        if (e->tr[i].agent == agent || !e->tr[i].agent) {
+            e->tr[i].agent = agent;
+            e->tr[i].disp++;
+            e->tr[i].dbytes += bytes;
+            return;
+        }
+}
+
+void rengine_note_cached(struct rengine *e, uint64_t agent, uint64_t bytes)
+{
+    __atomic_add_fetch(&e->tr_cached[agent % 8], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&e->tr_cached_bytes[agent % 8], bytes, __ATOMIC_RELAXED);
+}
+
 static void *engine_main(void *arg)
 {
     struct rengine *e = arg;
@@ -255,9 +327,15 @@ static void *engine_main(void *arg)
             io_uring_sqe_set_data(sqe, r);
             e->inflight++;
             flight_add(e, r->agent, 1);
+            if (e->trace)
+                trace_dispatch(e, r->agent, r->size);
         }
+        if (e->trace)
+            trace_sample(e, now);
         /* Sleep until a completion, a wake, or the scheduler's next slot. */
         struct __kernel_timespec ts = { .tv_sec = 1 };
+        if (e->trace && wait > 10000000u)
+            wait = 10000000u;
         if (wait < 1000000000u) {
             ts.tv_sec = 0;
             ts.tv_nsec = (long long)(wait ? wait : 1);
@@ -291,6 +369,7 @@ static void *engine_main(void *arg)
             }
             e->inflight--;
             flight_add(e, r->agent, -1);
+            sched_done(e->sched, r->agent, now_ns());
             answer(r, cqe->res < 0 && r->got == 0 ? cqe->res : (int)r->got);
         }
         io_uring_cq_advance(&e->ring, n);
@@ -309,10 +388,22 @@ int rengine_start(struct rengine **out, unsigned max_inflight)
     e->max_inflight = max_inflight ? max_inflight : 32;
     e->flights = calloc(e->max_inflight + 1, sizeof(*e->flights));
     e->sched = sched_new(0);
+    if (e->sched) {
+        uint64_t lag = PACE_LAG, idle = PACE_IDLE_NS;
+        const char *v;
+        if ((v = getenv("LANEFS_PACE_LAG")))
+            lag = strtoull(v, NULL, 0);
+        if ((v = getenv("LANEFS_PACE_IDLE_US")))
+            idle = strtoull(v, NULL, 0) * 1000;
+        sched_set_pacing(e->sched, lag, idle);
+    }
     e->efd = eventfd(0, EFD_CLOEXEC);
     int rc = (!e->flights || !e->sched) ? -ENOMEM : e->efd < 0 ? -errno : 0;
     if (rc < 0)
         goto fail;
+    const char *tp = getenv("LANEFS_RENGINE_TRACE");
+    if (tp && (e->trace = fopen(tp, "w")))
+        e->trace_t0 = e->trace_last = now_ns();
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cmd_cv, NULL);
     rc = -pthread_create(&e->thread, NULL, engine_main, e);
@@ -386,6 +477,12 @@ void rengine_agent_remove(struct rengine *e, uint64_t agent)
     command(e, &c);
 }
 
+void rengine_set_volume_rate(struct rengine *e, uint64_t rate_bps)
+{
+    struct re_cmd c = { .op = CMD_VOLUME_RATE, .rate = rate_bps };
+    command(e, &c);
+}
+
 int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out)
 {
     struct re_cmd c = { .op = CMD_STATS, .agent = agent };
@@ -398,6 +495,20 @@ int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *o
 uint64_t rengine_busy(const struct rengine *e)
 {
     return __atomic_load_n(&e->busy, __ATOMIC_RELAXED);
+}
+
+bool rengine_shared(struct rengine *e, uint64_t agent)
+{
+    uint64_t now = now_ns();
+    uint64_t la = __atomic_load_n(&e->last_agent, __ATOMIC_RELAXED);
+    uint64_t ln = __atomic_load_n(&e->last_ns, __ATOMIC_RELAXED);
+    if (la != agent) {
+        if (now - ln < SHARED_GAP_NS)
+            __atomic_store_n(&e->shared_until, now + SHARED_HOLD_NS, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->last_agent, agent, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&e->last_ns, now, __ATOMIC_RELAXED);
+    return now < __atomic_load_n(&e->shared_until, __ATOMIC_RELAXED);
 }
 
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,

@@ -27,6 +27,9 @@ int  rengine_agent_set(struct rengine *e, uint64_t agent, const struct sched_lim
 /* Unregisters agent: its queued reads are answered with EIO, and the call
  * returns once none of its reads is in flight (so its FUSE session can go). */
 void rengine_agent_remove(struct rengine *e, uint64_t agent);
+/* Caps the reads of all agents together at rate_bps bytes/s (0: no cap),
+ * at once. */
+void rengine_set_volume_rate(struct rengine *e, uint64_t rate_bps);
 /* The agent's counters (dispatched bytes and reads, time queued, depth). */
 int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out);
 
@@ -37,5 +40,9 @@ int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
                   off_t off, size_t size, uint64_t *mine);
 /* Reads in the engine (queued or in flight), all agents together. */
 uint64_t rengine_busy(const struct rengine *e);
+/* Notes a read of agent; true while several agents read at once (then
+ * every read of theirs is to be scheduled, cached or not). Any thread. */
+bool rengine_shared(struct rengine *e, uint64_t agent);
+void rengine_note_cached(struct rengine *e, uint64_t agent, uint64_t bytes);
 
 #endif

@@ -41,6 +41,11 @@ struct agent {
     struct sched_item *head, *tail;
     struct bucket rate, iops, res;
     struct sched_stats st;
+    /* pacing */
+    uint64_t vt;        /* service: bytes * VT_UNIT / weight */
+    uint32_t inflight;  /* dispatched, not yet done */
+    bool stream;        /* had two reads outstanding since it joined */
+    uint64_t last_done; /* when its last read ended */
 };
 
 struct sched {
@@ -51,7 +56,13 @@ struct sched {
     size_t nres;            /* agents with a reservation */
     struct bucket vol;
     uint64_t now;           /* the latest time we were given */
+    uint64_t lag_vt;        /* pacing: allowed lead, in vt units; 0: off */
+    uint64_t idle_ns;       /* pacing: how long an agent contends after its last read */
 };
+
+/* vt units per byte at weight 1: a weight-100 agent's vt grows by
+ * VT_UNIT / 100 per byte, so vt keeps some precision at any weight. */
+#define VT_UNIT 1024ULL
 
 #define RING_AGENT(l) ((struct agent *)((char *)(l) - offsetof(struct agent, ring)))
 
@@ -204,6 +215,98 @@ static void ring_rotate(struct sched *s)
     ring_add_tail(s, a);
 }
 
+/* ---- pacing ---- */
+
+/* Queued reads always count. Reads in flight and the idle time after them
+ * count only for a stream (an agent seen with two reads outstanding since
+ * it started contending): one read at a time with pauses between, like a
+ * light random reader, is not a backlog to wait for. */
+static bool contends(const struct sched *s, const struct agent *a, uint64_t now)
+{
+    return a->head || (a->stream && (a->inflight ||
+                       (a->last_done && now - a->last_done < s->idle_ns)));
+}
+
+/* The least vt among contending agents other than skip that are not held
+ * by their own limits (their limits, not the others, keep them behind).
+ * UINT64_MAX if there is none. */
+static uint64_t pace_floor(struct sched *s, const struct agent *skip, uint64_t now)
+{
+    uint64_t v = UINT64_MAX;
+    for (size_t i = 0; i < s->n; i++) {
+        struct agent *a = s->agents[i];
+        if (a == skip || !contends(s, a, now))
+            continue;
+        bucket_refill(&a->rate, now);
+        bucket_refill(&a->iops, now);
+        if (!bucket_ok(&a->rate) || !bucket_ok(&a->iops))
+            continue;
+        if (a->vt < v)
+            v = a->vt;
+    }
+    if (v == UINT64_MAX)
+        return v;
+    /* Agents held by their limits are kept level with the floor, so once
+     * allowed again they do not hold the others back for what their
+     * limits kept them from. */
+    for (size_t i = 0; i < s->n; i++) {
+        struct agent *a = s->agents[i];
+        if (a != skip && a->vt < v && contends(s, a, now) &&
+            (!bucket_ok(&a->rate) || !bucket_ok(&a->iops)))
+            a->vt = v;
+    }
+    return v;
+}
+
+/* An agent that starts contending joins level with the one furthest behind
+ * (it banked nothing while idle, and owes nothing either). */
+static void pace_join(struct sched *s, struct agent *a, uint64_t now)
+{
+    uint64_t v = pace_floor(s, a, now);
+    a->vt = v == UINT64_MAX ? 0 : v;
+}
+
+/* Whether agent a is ahead of the floor by more than its lag. */
+static bool pace_ahead(const struct sched *s, const struct agent *a, uint64_t floor)
+{
+    return floor != UINT64_MAX && a->vt > floor && a->vt - floor > s->lag_vt;
+}
+
+/* With every queued agent paced: how long until one of the agents holding
+ * them back stops contending on its own (a read ending wakes the caller
+ * anyway). */
+static uint64_t pace_wait(const struct sched *s, uint64_t now)
+{
+    uint64_t w = s->idle_ns ? s->idle_ns : 1;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct agent *a = s->agents[i];
+        if (a->head || a->inflight || !a->last_done || now - a->last_done >= s->idle_ns)
+            continue;
+        uint64_t left = s->idle_ns - (now - a->last_done);
+        if (left < w)
+            w = left;
+    }
+    return w;
+}
+
+void sched_set_pacing(struct sched *s, uint64_t lag_bytes, uint64_t idle_ns)
+{
+    s->lag_vt = lag_bytes * VT_UNIT / SCHED_WEIGHT_DEFAULT;
+    s->idle_ns = idle_ns;
+}
+
+void sched_done(struct sched *s, uint64_t agent, uint64_t now_ns)
+{
+    struct agent *a = agent_get(s, agent);
+    if (!a || !s->lag_vt)
+        return;
+    if (now_ns > s->now)
+        s->now = now_ns;
+    if (a->inflight)
+        a->inflight--;
+    a->last_done = now_ns ? now_ns : 1;
+}
+
 /* ---- public ---- */
 
 struct sched *sched_new(uint64_t volume_rate_bps)
@@ -304,6 +407,14 @@ int sched_enqueue(struct sched *s, uint64_t agent, struct sched_item *it, uint64
         s->now = now_ns;
     it->enq_ns = now_ns;
     it->next = NULL;
+    if (s->lag_vt) {
+        if (!a->head && !contends(s, a, now_ns)) {
+            pace_join(s, a, now_ns);
+            a->stream = false;
+        }
+        if (a->head || a->inflight)
+            a->stream = true;
+    }
     if (a->tail)
         a->tail->next = it;
     else
@@ -367,7 +478,8 @@ static struct agent *pick_reserved(struct sched *s, uint64_t now)
  * passed over and lose their deficit (they are not in a position to use
  * their turn, and must not bank it). NULL when every backlogged agent is
  * held; *wait_ns is then the shortest of their waits. */
-static struct agent *drr_pick(struct sched *s, uint64_t now, uint64_t *wait_ns)
+static struct agent *drr_pick(struct sched *s, uint64_t now, uint64_t floor,
+                              uint64_t *wait_ns)
 {
     size_t visits = 0, eligible = 0;
     uint64_t minwait = UINT64_MAX, minrounds = UINT64_MAX;
@@ -375,7 +487,13 @@ static struct agent *drr_pick(struct sched *s, uint64_t now, uint64_t *wait_ns)
     for (;;) {
         struct agent *a = RING_AGENT(s->ring.next);
         a->eligible = agent_ok(a, now);
-        if (!a->eligible) {
+        if (a->eligible && pace_ahead(s, a, floor)) {
+            /* Ahead of a contending agent: waits for it (which is no
+             * wait at all as far as *wait_ns goes; sched_next says). */
+            a->eligible = false;
+            a->deficit = 0;
+            a->in_turn = false;
+        } else if (!a->eligible) {
             a->deficit = 0;
             a->in_turn = false;
             uint64_t w = agent_wait(a);
@@ -434,11 +552,18 @@ struct sched_item *sched_next(struct sched *s, uint64_t now_ns, uint64_t *wait_n
     }
 
     bool reserved = false;
+    uint64_t floor = s->lag_vt ? pace_floor(s, NULL, now_ns) : UINT64_MAX;
     struct agent *a = s->nres ? pick_reserved(s, now_ns) : NULL;
-    if (a)
+    if (a) {
         reserved = true;
-    else if (!(a = drr_pick(s, now_ns, wait_ns)))
+    } else if (!(a = drr_pick(s, now_ns, floor, wait_ns))) {
+        if (floor != UINT64_MAX) {
+            uint64_t pw = pace_wait(s, now_ns);
+            if (pw < *wait_ns)
+                *wait_ns = pw;
+        }
         return NULL;
+    }
 
     struct sched_item *it = a->head;
     a->head = it->next;
@@ -466,6 +591,10 @@ struct sched_item *sched_next(struct sched *s, uint64_t now_ns, uint64_t *wait_n
         a->deficit -= it->bytes;
     }
 
+    if (s->lag_vt) {
+        a->vt += it->bytes * VT_UNIT / a->lim.weight;
+        a->inflight++;
+    }
     a->st.bytes += it->bytes;
     a->st.reads++;
     a->st.queued_ns += now_ns > it->enq_ns ? now_ns - it->enq_ns : 0;
@@ -488,49 +617,5 @@ int sched_stats(struct sched *s, uint64_t agent, struct sched_stats *out)
     if (!a)
         return -ENOENT;
     *out = a->st;
-    return 0;
-}
-
-int sched_parse_size(const char *s, uint64_t *out)
-{
-    uint64_t ip = 0, frac = 0, fdiv = 1, mult = 1, v;
-    const char *p = s;
-    bool has_frac = false;
-
-    if (!s || *p < '0' || *p > '9')
-        return -EINVAL;             /* empty, sign, space, ".5" */
-    for (; *p >= '0' && *p <= '9'; p++)
-        if (__builtin_mul_overflow(ip, 10, &ip) ||
-            __builtin_add_overflow(ip, (uint64_t)(*p - '0'), &ip))
-            return -EINVAL;
-    if (*p == '.') {
-        has_frac = true;
-        p++;
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        /* Nine fraction digits are plenty below a T; further ones are
-         * checked and ignored. */
-        for (; *p >= '0' && *p <= '9'; p++)
-            if (fdiv < NS_PER_S) {
-                frac = frac * 10 + (uint64_t)(*p - '0');
-                fdiv *= 10;
-            }
-    }
-    switch (*p) {
-    case 'k': case 'K': mult = 1ULL << 10; p++; break;
-    case 'm': case 'M': mult = 1ULL << 20; p++; break;
-    case 'g': case 'G': mult = 1ULL << 30; p++; break;
-    case 't': case 'T': mult = 1ULL << 40; p++; break;
-    default: break;
-    }
-    if (*p == 'b' || *p == 'B')
-        p++;
-    /* Trailing junk, or a fraction of a byte. */
-    if (*p || (has_frac && mult == 1))
-        return -EINVAL;
-    if (__builtin_mul_overflow(ip, mult, &v) ||
-        __builtin_add_overflow(v, (uint64_t)((unsigned __int128)frac * mult / fdiv), &v))
-        return -EINVAL;
-    *out = v;
     return 0;
 }

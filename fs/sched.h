@@ -65,10 +65,22 @@ struct sched_item *sched_next(struct sched *s, uint64_t now_ns, uint64_t *wait_n
 
 int  sched_stats(struct sched *s, uint64_t agent, struct sched_stats *out); /* 0, -ENOENT */
 
-/* Validates a human size: "50M", "1.5G", "4096", "10K" (K/M/G/T binary,
- * either case, optional trailing "B"; a fraction needs a unit and rounds
- * down to whole bytes); -EINVAL for anything else (negative, empty, "12Q",
- * "1.5.2", "1.5", spaces, overflow). *out is untouched on error. */
-int  sched_parse_size(const char *s, uint64_t *out);
+/* Pacing of agents that are served faster than their weight, for a caller
+ * whose agents are closed loops (a reader waits for its read before it asks
+ * again), so that they are seldom all queued at once and DRR alone has
+ * nothing to arbitrate. Off until set; lag_bytes 0 turns it off again.
+ *
+ * With pacing on, the caller reports every dispatched read's end with
+ * sched_done. An agent *contends* while it has reads queued or in flight,
+ * and for idle_ns after its last read ended (the time a streaming reader
+ * takes to ask again). Each agent's service is counted in bytes / weight;
+ * an agent more than lag_bytes (at weight 100; scaled by weight) ahead of
+ * the contending agent furthest behind waits, even with the device free,
+ * until that agent catches up or stops contending. An agent held by its
+ * own limits does not hold others back. One that starts contending after
+ * idling joins level with the others: idle time banks no credit. */
+void sched_set_pacing(struct sched *s, uint64_t lag_bytes, uint64_t idle_ns);
+/* A dispatched read of agent ended (with pacing on; a no-op otherwise). */
+void sched_done(struct sched *s, uint64_t agent, uint64_t now_ns);
 
 #endif

@@ -298,7 +298,7 @@ int cli_parse_size(const char *s, unsigned long long *out)
     const char *p = s;
     bool has_frac = false;
 
-    if (*p < '0' || *p > '9')
+    if (!s || *p < '0' || *p > '9')
         return -EINVAL;
     for (; *p >= '0' && *p <= '9'; p++)
         if (__builtin_mul_overflow(ip, 10, &ip) ||
@@ -324,6 +324,8 @@ int cli_parse_size(const char *s, unsigned long long *out)
     case 't': case 'T': mult = 1ULL << 40; p++; break;
     default: break;
     }
+    if (*p == 'b' || *p == 'B')
+        p++;
     if (*p || (has_frac && mult == 1))
         return -EINVAL;
     unsigned long long v;

@@ -28,7 +28,7 @@ struct cli_cmd {
 
 extern const struct cli_cmd cli_cmd_init, cli_cmd_mount, cli_cmd_umount,
     cli_cmd_serve, cli_cmd_status, cli_cmd_agents, cli_cmd_recover,
-    cli_cmd_agent;
+    cli_cmd_agent, cli_cmd_volume;
 
 /* Prints "lanefs: <message>" and a newline to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -75,10 +75,13 @@ bool cli_pid_lanefs_alive(pid_t pid);
 /* Newly allocated "STATE/agents/NAME/daemon.pid", or NULL. */
 char *cli_pid_file(const char *state, const char *agent);
 
-/* Parses a size: decimal digits, optionally a fraction, optionally one
- * suffix K, M, G or T (either case; powers of 1024), e.g. "4096", "10K",
- * "1.5G". A fraction needs a suffix; the result is rounded down to whole
- * units. Returns 0, or -EINVAL (malformed) / -ERANGE (over 2^64-1). */
+/* Parses a size or a rate, the one parser of every size option: decimal
+ * digits, optionally a fraction, optionally one suffix K, M, G or T (either
+ * case; powers of 1024), optionally a trailing B (either case): "4096",
+ * "10K", "10KB", "512B", "1.5G". A fraction needs a K/M/G/T suffix; the
+ * result is rounded down to whole bytes. Returns 0, or -EINVAL (malformed:
+ * empty, a sign, blanks, "12Q", "1.5.2", "1.5") / -ERANGE (over 2^64-1);
+ * *out is untouched on error. */
 int cli_parse_size(const char *s, unsigned long long *out);
 
 struct sched_limits;

@@ -13,14 +13,14 @@
 
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_LOWER = 256, OPT_TEMP, OPT_TEMP_PATTERN, OPT_SHARED, OPT_FORCE,
-       OPT_NO_JOURNAL, OPT_JOURNAL_MAX, OPT_HELP };
+       OPT_NO_JOURNAL, OPT_JOURNAL_MAX, OPT_VOLUME_READ_RATE, OPT_HELP };
 
 static void init_usage(FILE *out)
 {
     fputs(
 "usage: lanefs init STATE --lower DIR [--temp PATH]... [--temp-pattern GLOB]...\n"
 "                   [--shared PATH]... [--no-journal] [--journal-max SIZE]\n"
-"                   [--force]\n"
+"                   [--volume-read-rate R] [--force]\n"
 "\n"
 "Creates a volume: STATE/volume.conf, STATE/agents/ and STATE/shared/upper/.\n"
 "\n"
@@ -34,6 +34,9 @@ static void init_usage(FILE *out)
 "  --shared PATH        a directory all agents write in common (repeatable)\n"
 "  --no-journal         keep no event journal (STATE/journal.db)\n"
 "  --journal-max SIZE   prune the oldest journal events past SIZE (256M, 1G)\n"
+"  --volume-read-rate R at most R bytes/s of shared-data reads by all agents\n"
+"                       together (50M, 1.5G; 0: no cap; change it live with\n"
+"                       'lanefs volume set')\n"
 "  --force              rewrite the configuration of an existing volume;\n"
 "                       its agents' data is kept\n"
 "  -h, --help           show this help\n", out);
@@ -180,6 +183,7 @@ static int init_run(int argc, char **argv)
         { "force",        no_argument,       NULL, OPT_FORCE },
         { "no-journal",   no_argument,       NULL, OPT_NO_JOURNAL },
         { "journal-max",  required_argument, NULL, OPT_JOURNAL_MAX },
+        { "volume-read-rate", required_argument, NULL, OPT_VOLUME_READ_RATE },
         { "help",         no_argument,       NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -228,6 +232,14 @@ static int init_run(int argc, char **argv)
             if (cli_parse_size(optarg, &cfg.journal_max) < 0) {
                 ret = cli_usage_err("init", "bad --journal-max '%s': expected a "
                                     "size such as 256M or 1G", optarg);
+                goto out;
+            }
+            break;
+        case OPT_VOLUME_READ_RATE:
+            if (cli_parse_size(optarg, &cfg.volume_read_rate) < 0) {
+                ret = cli_usage_err("init", "bad --volume-read-rate '%s': expected "
+                                    "bytes/s as a whole number, optionally with K, "
+                                    "M, G or T (e.g. 50M, 1.5G; 0: no cap)", optarg);
                 goto out;
             }
             break;

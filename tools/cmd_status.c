@@ -183,6 +183,14 @@ static int status_print_human(const char *state, const cJSON *r)
     printf("volume %s: daemon pid %llu, up %s, %llu threads, %d agent%s "
            "mounted\n", state, status_ull(r, "pid"), up,
            status_ull(r, "threads"), n, n == 1 ? "" : "s");
+    const cJSON *vr = cJSON_GetObjectItemCaseSensitive(r, "volume_read_rate");
+    if (cJSON_IsNumber(vr) && vr->valuedouble > 0) {
+        char rate[32];
+        cli_fmt_size(rate, sizeof(rate), (unsigned long long)vr->valuedouble);
+        printf("volume read cap: %s/s\n", rate);
+    } else if (cJSON_IsNumber(vr)) {
+        printf("volume read cap: none\n");
+    }
     if (n == 0)
         return CLI_EXIT_OK;
     if (tbl_init(&t, sizeof(head) / sizeof(head[0]), head) < 0) {

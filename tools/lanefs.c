@@ -10,7 +10,7 @@ extern const struct cli_cmd cli_cmd_lease, cli_cmd_claim, cli_cmd_leases,
 static const struct cli_cmd *const lanefs_cmds[] = {
     &cli_cmd_init, &cli_cmd_serve, &cli_cmd_mount, &cli_cmd_umount,
     &cli_cmd_status,
-    &cli_cmd_agents, &cli_cmd_agent, &cli_cmd_recover,
+    &cli_cmd_agents, &cli_cmd_agent, &cli_cmd_volume, &cli_cmd_recover,
     &cli_cmd_lease, &cli_cmd_claim, &cli_cmd_leases,
     &cli_cmd_journal,
 };

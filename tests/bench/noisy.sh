@@ -16,14 +16,21 @@
 #                 no weights, so their index is over the same weights
 #   limit         (lanefs) l1 with --read-rate NOISY_LIMIT streams next to
 #                 the heavy agent
+#   volume cap    (lanefs) heavy and l1 stream under `lanefs volume set
+#                 --volume-read-rate NOISY_VOLCAP`; their sum against the cap
 #   unshaped      (lanefs) heavy-alone with LANEFS_READ_ENGINE=off in the
 #                 daemon's environment: reads go straight to the lower
 #
-# The device is the bottleneck: besides the drop before each phase, the load
-# generator (noisy_load.c) drops every file it finished (sequential) and
-# every 4 KiB block it read (random) from the page cache of the view and of
-# the lower file with POSIX_FADV_DONTNEED, so no read is served from memory
-# whatever the RAM size; random readers also set POSIX_FADV_RANDOM.
+# The data is cold: besides the drop before each phase, the load generator
+# (noisy_load.c) drops every file it finished (sequential) and every 4 KiB
+# block it read (random) from the page cache of the view and of the lower
+# file with POSIX_FADV_DONTNEED, so every byte is read from the device once
+# per pass whatever the RAM size (the data set, 2.4 GiB, is smaller than the
+# RAM of the usual test machine; eviction is what keeps it cold); random
+# readers also set POSIX_FADV_RANDOM. Whether the device is what limits a
+# system shows in the "3 streams together" row: the bind mount's figure is
+# what the device gives; a FUSE system below it is limited by its own
+# round trips and the CPU, and then the agents share those, not the device.
 #
 # Environment:
 #   LANEFS            path of the lanefs binary (default: build/lanefs)
@@ -31,10 +38,17 @@
 #   NOISY_JOBS        sequential readers of the heavy agent (default 4)
 #   NOISY_LIGHT_RATE  reads/s of each light agent (default 50)
 #   NOISY_LIMIT       --read-rate of the limited agent (default 20M)
+#   NOISY_VOLCAP      --volume-read-rate of the volume cap phase (default 100M)
 #   NOISY_FILE_MB     size of each of the 12 streamed files (default 192)
 #   NOISY_OUT         markdown output (default: build/noisy.md)
 #   NOISY_TMPDIR      where the scratch dir is made (default: build/; a real
 #                     disk, not tmpfs)
+#   NOISY_LOWER       an existing lower made by an earlier run (s/f0..f11 of
+#                     NOISY_FILE_MB, r/l1..l3 of 64 MiB) to use instead of
+#                     making one; it is not removed
+#   NOISY_ONLY        systems to run, comma list (default
+#                     lanefs,fuse-overlayfs,bind; lanefs includes the
+#                     engine-off run)
 #
 # Must run as root. Everything lives under one mktemp dir that is removed at
 # the end; every mount is unmounted and every process started is killed, also
@@ -50,9 +64,11 @@ SECS=${NOISY_SECS:-20}
 JOBS=${NOISY_JOBS:-4}
 LIGHT_RATE=${NOISY_LIGHT_RATE:-50}
 LIMIT=${NOISY_LIMIT:-20M}
+VOLCAP=${NOISY_VOLCAP:-100M}
 FILE_MB=${NOISY_FILE_MB:-192}
 OUT=${NOISY_OUT:-$BUILD_DIR/noisy.md}
 TMPBASE=${NOISY_TMPDIR:-$BUILD_DIR}
+ONLY=${NOISY_ONLY:-lanefs,fuse-overlayfs,bind}
 MOUNT_TIMEOUT=30
 NFILES=12
 AGENTS=(heavy l1 l2 l3)
@@ -251,6 +267,8 @@ run_phases() {
     R["$sys|jain"]=$jo
     R["$sys|jain-worst"]=$jw
     R["$sys|jain-mb"]="$(mbps jain0)/$(mbps jain1)/$(mbps jain2)"
+    R["$sys|jain-sum"]=$(awk -v a="$(mbps jain0)" -v b="$(mbps jain1)" -v c="$(mbps jain2)" \
+        'BEGIN { printf "%.1f", a + b + c }')
     if [[ $sys == lanefs ]]; then
         for a in heavy l1 l2; do "$LANEFS" agent set "$STATE" "$a" --weight 100 >/dev/null; done
         log "[$sys] l1 limited to $LIMIT next to the heavy agent"
@@ -267,6 +285,18 @@ run_phases() {
             $1 == "sec" && $2 >= 1 { b += $3 } END { printf "%.3f", b / (s - 1) / l }' "$WORK/out/lim")
         R["$sys|limit-all"]=$(awk -v l="$lim_bytes" -v s="$SECS" '
             $1 == "bytes" { printf "%.3f", $2 / s / l }' "$WORK/out/lim")
+        log "[$sys] heavy and l1 under a volume cap of $VOLCAP"
+        "$LANEFS" volume set "$STATE" --volume-read-rate "$VOLCAP" >/dev/null
+        drop_caches
+        start cap-heavy heavy seq "$JOBS" $(files_of 0); start cap-l1 l1 seq "$JOBS" $(files_of 1)
+        wait_all
+        "$LANEFS" volume set "$STATE" --volume-read-rate 0 >/dev/null
+        local cap_bytes
+        cap_bytes=$(numfmt --from=iec "$VOLCAP")
+        R["$sys|cap-ratio"]=$(awk -v l="$cap_bytes" -v s="$SECS" '
+            $1 == "sec" && $2 >= 1 { b += $3 } END { printf "%.3f", b / (s - 1) / l }' \
+            "$WORK/out/cap-heavy" "$WORK/out/cap-l1")
+        R["$sys|cap-split"]="$(mbps cap-heavy)/$(mbps cap-l1)"
     fi
     rm -rf "$WORK/out"
 }
@@ -309,10 +339,14 @@ report() {
         printf '| 3 streams MiB/s (weights %s) |' "${WEIGHTS[*]// //}"
         for s in lanefs fuse-overlayfs bind; do printf ' %s |' "$(get "$s|jain-mb")"; done
         echo
+        printf '| 3 streams together, MiB/s |'
+        for s in lanefs fuse-overlayfs bind; do printf ' %s |' "$(get "$s|jain-sum")"; done
+        echo
         printf '| Jain of MiB/s/weight overall / worst 1 s |'
         for s in lanefs fuse-overlayfs bind; do printf ' %s / %s |' "$(get "$s|jain")" "$(get "$s|jain-worst")"; done
         echo
         echo "| limited agent rate / limit (after 1st s / whole run) | $(get "lanefs|limit-ratio") / $(get "lanefs|limit-all") | n/a | n/a |"
+        echo "| volume cap $VOLCAP: two streams' sum / cap (after 1st s); MiB/s each | $(get "lanefs|cap-ratio"); $(get "lanefs|cap-split") | n/a | n/a |"
         echo "| heavy alone: engine on / off (MiB/s) | $(get "lanefs|heavy-alone") / $(get "lanefs-off|heavy-alone") | | |"
         echo
         local p99r=${R[lanefs|p99-ratio]} j=${R[lanefs|jain]:-0} jw=${R[lanefs|jain-worst]:-0}
@@ -330,30 +364,44 @@ report() {
     cat "$OUT"
 }
 
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
 main() {
     check_prereqs
     trap cleanup EXIT
     trap 'log "noisy: interrupted"; exit 130' INT TERM
     mkdir -p "$TMPBASE"
     WORK=$(mktemp -d "$TMPBASE/noisy.XXXXXX")
-    LOWER=$WORK/lower
     STATE=$WORK/state
     build_tool
-    make_lower
+    if [[ -n ${NOISY_LOWER:-} ]]; then
+        LOWER=$(cd "$NOISY_LOWER" && pwd)
+        [[ -f $LOWER/s/f$((NFILES - 1)) && -f $LOWER/r/l3 ]] || die "NOISY_LOWER: $LOWER lacks s/ or r/ files"
+    else
+        LOWER=$WORK/lower
+        make_lower
+    fi
     "$LANEFS" init "$STATE" --lower "$LOWER" >/dev/null
 
-    mount_system lanefs; run_phases lanefs; unmount_all
-    # Unshaped: a fresh daemon that reads directly (the first mount starts
-    # it and it inherits the environment); only heavy-alone is measured.
-    mount_system lanefs-off LANEFS_READ_ENGINE=off
-    mkdir -p "$WORK/out"
-    log "[lanefs-off] heavy alone, read engine off"
-    drop_caches; start heavy heavy seq "$JOBS" $(all_files); wait_all
-    R["lanefs-off|heavy-alone"]=$(mbps heavy)
-    rm -rf "$WORK/out"
-    unmount_all
-    mount_system fuse-overlayfs; run_phases fuse-overlayfs; unmount_all
-    mount_system bind; run_phases bind; unmount_all
+    if want lanefs; then
+        mount_system lanefs; run_phases lanefs; unmount_all
+        # Unshaped: a fresh daemon that reads directly (the first mount
+        # starts it and it inherits the environment); only heavy-alone is
+        # measured.
+        mount_system lanefs-off LANEFS_READ_ENGINE=off
+        mkdir -p "$WORK/out"
+        log "[lanefs-off] heavy alone, read engine off"
+        drop_caches; start heavy heavy seq "$JOBS" $(all_files); wait_all
+        R["lanefs-off|heavy-alone"]=$(mbps heavy)
+        rm -rf "$WORK/out"
+        unmount_all
+    fi
+    if want fuse-overlayfs; then
+        mount_system fuse-overlayfs; run_phases fuse-overlayfs; unmount_all
+    fi
+    if want bind; then
+        mount_system bind; run_phases bind; unmount_all
+    fi
     report
 }
 

@@ -474,3 +474,22 @@ Test(config, journal_max)
     assert_refused(HEAD "journal_max = -5\n", 4, "journal_max must be a number");
     assert_refused(HEAD "journal_max = 1G\n", 4, "journal_max must be a number");
 }
+
+Test(config, volume_read_rate)
+{
+    struct vol_config cfg;
+    char err[256];
+    cr_assert_eq(load_text(HEAD "volume_read_rate = 52428800\n", &cfg, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_eq(cfg.volume_read_rate, 52428800);
+    cr_assert_eq(vol_config_save(tdir, &cfg), 0);
+    vol_config_free(&cfg);
+    cr_assert_eq(vol_config_load(tdir, &cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.volume_read_rate, 52428800);
+    vol_config_free(&cfg);
+    cr_assert_eq(load_text(HEAD, &cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.volume_read_rate, 0, "no key: no cap");
+    vol_config_free(&cfg);
+    assert_refused(HEAD "volume_read_rate = -5\n", 4, "volume_read_rate must be a number");
+    assert_refused(HEAD "volume_read_rate = 50M\n", 4, "volume_read_rate must be a number");
+}

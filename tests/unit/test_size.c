@@ -34,6 +34,18 @@ Test(size, plain_and_suffixed)
     cr_assert_eq(parsed("007"), 7);
 }
 
+/* Rates and sizes of every option share this parser: a unit may end in B. */
+Test(size, trailing_b)
+{
+    cr_assert_eq(parsed("512B"), 512);
+    cr_assert_eq(parsed("10KB"), 10240);
+    cr_assert_eq(parsed("10kb"), 10240);
+    cr_assert_eq(parsed("50MB"), 50ULL << 20);
+    cr_assert_eq(parsed("1.5GB"), 3ULL << 29);
+    cr_assert_eq(parsed("2TB"), 2ULL << 40);
+    cr_assert_eq(cli_parse_size(NULL, &(unsigned long long){ 0 }), -EINVAL);
+}
+
 Test(size, fractions_round_down)
 {
     cr_assert_eq(parsed("1.5G"), 3ULL << 29);
@@ -47,14 +59,16 @@ Test(size, limits)
     cr_assert_eq(parsed("18446744073709551615"), 18446744073709551615ULL);
     refused("18446744073709551616", -ERANGE);
     refused("16777216T", -ERANGE);              /* 2^24 * 2^40 = 2^64 */
+    refused("99999999999999999999999M", -ERANGE);
     cr_assert_eq(parsed("16777215T"), 16777215ULL << 40);
 }
 
 Test(size, malformed)
 {
     const char *bad[] = {
-        "", "K", "-1", "+1", " 1", "1 ", "1.5", "1.", ".5K", "1KB", "1KK",
-        "1X", "0x10", "1e3", "1,5K", "1..5K",
+        "", "K", "-1", "+1", "-50M", " 1", "1 ", "1.5", "1.", ".5K", "1KK",
+        "1X", "12Q", "0x10", "1e3", "1,5K", "1..5K", "1.5.2", "B", "1BB",
+        "1KBB", "1KiB", "1.5B",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         refused(bad[i], -EINVAL);
