@@ -78,6 +78,7 @@ struct rengine {
     uint64_t busy;                /* atomic: reads in the engine */
     uint64_t last_agent, last_ns; /* atomic: the latest read's agent and time */
     uint64_t shared_until;        /* atomic: agents read together until then */
+    bool volume_capped;           /* atomic: a volume-wide read cap is set */
     FILE *trace;                  /* engine thread: LANEFS_RENGINE_TRACE */
     uint64_t trace_t0, trace_last;
     struct tr { uint64_t agent, samples, depth_sum, depth_max, fl_sum, disp, dbytes; } tr[8];
@@ -480,6 +481,7 @@ void rengine_agent_remove(struct rengine *e, uint64_t agent)
 void rengine_set_volume_rate(struct rengine *e, uint64_t rate_bps)
 {
     struct re_cmd c = { .op = CMD_VOLUME_RATE, .rate = rate_bps };
+    __atomic_store_n(&e->volume_capped, rate_bps != 0, __ATOMIC_RELAXED);
     command(e, &c);
 }
 
@@ -508,7 +510,10 @@ bool rengine_shared(struct rengine *e, uint64_t agent)
         __atomic_store_n(&e->last_agent, agent, __ATOMIC_RELAXED);
     }
     __atomic_store_n(&e->last_ns, now, __ATOMIC_RELAXED);
-    return now < __atomic_load_n(&e->shared_until, __ATOMIC_RELAXED);
+    /* Under a volume cap even a lone agent's cached reads count against
+     * it, so they are scheduled too. */
+    return now < __atomic_load_n(&e->shared_until, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&e->volume_capped, __ATOMIC_RELAXED);
 }
 
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,

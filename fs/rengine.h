@@ -40,8 +40,9 @@ int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
                   off_t off, size_t size, uint64_t *mine);
 /* Reads in the engine (queued or in flight), all agents together. */
 uint64_t rengine_busy(const struct rengine *e);
-/* Notes a read of agent; true while several agents read at once (then
- * every read of theirs is to be scheduled, cached or not). Any thread. */
+/* Notes a read of agent; true while several agents read at once or a
+ * volume-wide cap is set (then every read is to be scheduled, cached or
+ * not). Any thread. */
 bool rengine_shared(struct rengine *e, uint64_t agent);
 void rengine_note_cached(struct rengine *e, uint64_t agent, uint64_t bytes);
 

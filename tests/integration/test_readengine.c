@@ -602,3 +602,34 @@ TEST_R(daemon_shutdown_with_reads_queued_ends_cleanly)
     h_forget_mount("b");
     free(want);
 }
+
+/* A read the page cache holds is answered at once for a lone agent with no
+ * limits, unless a volume-wide cap is set: then it counts against the cap
+ * like any other, so it goes through the scheduler. */
+TEST_R(volume_cap_schedules_cached_reads_too)
+{
+    struct h_res r;
+    unsigned char *c1 = make_file(h_str("%s/c1", H.lower), 4 * MIB, 21);
+    unsigned char *c2 = make_file(h_str("%s/c2", H.lower), 4 * MIB, 22);
+    h_init((char *)NULL);
+    const char *a = h_mount("a");
+    size_t len;
+
+    /* No cap: the lower's pages are cached (read on the host), the mount's
+     * are not, so the daemon gets the reads and answers them at once. */
+    drop_caches();
+    free(read_all(h_str("%s/c1", H.lower), &len));
+    check_whole(h_str("%s/c1", a), c1, 4 * MIB);
+    double before = read_field("a", "cached_reads");
+    cr_assert(before > 0, "no read was answered from the cache without a cap");
+
+    cr_assert_eq(h_lanefs(&r, NULL, "volume", "set", H.state, "--volume-read-rate", "1G",
+                          (char *)NULL), 0, "volume set: %s", r.err);
+    free(read_all(h_str("%s/c2", H.lower), &len));
+    check_whole(h_str("%s/c2", a), c2, 4 * MIB);
+    cr_assert(read_field("a", "cached_reads") == before,
+              "under a volume cap %.0f reads skipped the scheduler",
+              read_field("a", "cached_reads") - before);
+    free(c1);
+    free(c2);
+}
