@@ -33,7 +33,7 @@ static const char *lower, *view;
 static char **files;
 static int nfiles;
 static double t_start, t_end;
-static unsigned next_file;
+static unsigned njobs;
 static uint64_t per_sec[MAX_SECS + 1];   /* bytes finished in each second */
 
 static double now(void)
@@ -68,14 +68,18 @@ static void evict(int view_fd, const char *rel, off_t off, off_t len)
     close(fd);
 }
 
+/* Job j reads files j, j + jobs, j + 2 jobs, ... (modulo the count): no
+ * two jobs read one file at once while there are at least as many files as
+ * jobs, so no job is served from the page cache that another job's reads
+ * filled (bytes that would never reach the filesystem's daemon). */
 static void *seq_job(void *arg)
 {
-    (void)arg;
+    unsigned job = (unsigned)(uintptr_t)arg;
     char *buf = malloc(CHUNK);
     if (!buf)
         exit(1);
-    while (now() < t_end) {
-        unsigned i = __atomic_fetch_add(&next_file, 1, __ATOMIC_RELAXED) % (unsigned)nfiles;
+    for (unsigned k = 0; now() < t_end; k++) {
+        unsigned i = (job + k * njobs) % (unsigned)nfiles;
         int fd = open_at(view, files[i]);
         ssize_t r;
         while (now() < t_end && (r = read(fd, buf, CHUNK)) > 0) {
@@ -100,8 +104,9 @@ static int cmp_double(const void *a, const void *b)
 static int run_seq(int secs, int jobs)
 {
     pthread_t t[64];
+    njobs = (unsigned)jobs;
     for (int i = 0; i < jobs; i++)
-        if (pthread_create(&t[i], NULL, seq_job, NULL) != 0)
+        if (pthread_create(&t[i], NULL, seq_job, (void *)(uintptr_t)i) != 0)
             return 1;
     for (int i = 0; i < jobs; i++)
         pthread_join(t[i], NULL);
