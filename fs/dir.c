@@ -253,7 +253,10 @@ int dir_unlink(struct ovl_fs *fs, struct ovl_node *parent, const char *name,
         return rc;
     quota_release(fs, &e);
     node_unhash(fs, parent, name);
-    ovl_ns_changed(fs);
+    if (want_dir)
+        ovl_ns_changed(fs);
+    else
+        ovl_entries_changed(fs);
     return 0;
 }
 

@@ -7,9 +7,11 @@
  * a directory merges is cached per node, and so is where a node's entry
  * lives: while neither can have changed, a node resolves by one open in its
  * layer instead of probing every layer. Every change that can move an
- * existing entry or change a directory's merging (remove, rename, copy-up,
- * an opaque mark) bumps a volume-wide generation (ovl_ns_changed), which
- * makes every cached answer stale. A new name needs no bump: no node
+ * existing entry or change a directory's merging (rmdir, rename, copy-up,
+ * an opaque mark) bumps two volume-wide generations (ovl_ns_changed),
+ * which makes every cached answer stale; removing a non-directory bumps
+ * only the one of where entries live (ovl_entries_changed), since no
+ * directory's merging depends on it. A new name needs no bump: no node
  * lived there. */
 #include <errno.h>
 #include <fcntl.h>
@@ -209,6 +211,12 @@ static int resolve_root(struct ovl_fs *fs, struct ovl_ent *e)
 
 void ovl_ns_changed(struct ovl_fs *fs)
 {
+    atomic_fetch_add((_Atomic uint64_t *)fs->merge_gen, 1);
+    atomic_fetch_add((_Atomic uint64_t *)fs->gen, 1);
+}
+
+void ovl_entries_changed(struct ovl_fs *fs)
+{
     atomic_fetch_add((_Atomic uint64_t *)fs->gen, 1);
 }
 
@@ -216,7 +224,7 @@ bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n)
 {
     if (n == fs->root)
         return true;
-    uint64_t gen = atomic_load((_Atomic uint64_t *)fs->gen) + 1;
+    uint64_t gen = atomic_load((_Atomic uint64_t *)fs->merge_gen) + 1;
     uint64_t c = atomic_load((_Atomic uint64_t *)&n->merge_cache);
     if ((c >> 1) == gen)
         return c & 1;

@@ -98,6 +98,8 @@ struct ovl_fs {
     struct ovl_node *root;
     uint64_t *gen;            /* &vol->gen: bumped by every namespace change
                                  of any view (shared paths are common) */
+    uint64_t *merge_gen;      /* &vol->merge_gen: bumped by every change that
+                                 can change whether a directory merges */
     uint64_t work_seq;        /* atomic: unique names in the work dir */
     double timeout;           /* entry/attr cache timeout, seconds */
     unsigned copyup_pause_ms; /* fault hook: pause mid copy-up (tests) */
@@ -247,8 +249,11 @@ int  ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e);
 bool ovl_dir_merges(struct ovl_fs *fs, struct ovl_node *n);
 /* Marks every cached resolution of every view stale; caller holds ns_lock
  * for writing. Call after every change that can move an existing entry or
- * change whether a directory merges (remove, rename, copy-up, opaque). */
+ * change whether a directory merges (rmdir, rename, copy-up, opaque). */
 void ovl_ns_changed(struct ovl_fs *fs);
+/* Same for where entries live only; directories' merging stays cached.
+ * For the removal of a non-directory, which changes no directory. */
+void ovl_entries_changed(struct ovl_fs *fs);
 /* Takes the index's own link out of the link count of st (an entry of
  * layer l, reported inode number ino) when st is an indexed copy of a
  * hard-linked lower file. */

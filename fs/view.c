@@ -177,6 +177,7 @@ int view_open(struct ovl_fs *fs, struct volume *v, const char *agent,
     snprintf(fs->agent, sizeof(fs->agent), "%s", agent);
     fs->cfg = &v->cfg;
     fs->gen = &v->gen;
+    fs->merge_gen = &v->merge_gen;
     fs->lower_fd = v->lower_fd;
     fs->lower_dev = v->lower_dev;
     fs->shared_fd = v->shared_fd;
