@@ -207,6 +207,23 @@ static int insert_row(struct journal *j, const uint8_t *prev,
     return step_done(j->agent_up);
 }
 
+/* Opens a write transaction; 0 or -errno. */
+static int tx_begin(struct journal *j)
+{
+    return journal_sql_err(sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL, NULL));
+}
+
+/* Ends the transaction tx_begin opened: commits when rc is 0, else (or when
+ * the commit fails) rolls back. Returns 0 or the -errno. */
+static int tx_end(struct journal *j, int rc)
+{
+    if (rc == 0)
+        rc = journal_sql_err(sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL));
+    if (rc < 0)
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 /* Writes n items, then an events_lost row when lost > 0, in one
  * transaction. On success the chain's next id and hash move on. */
 static int write_batch(struct journal *j, struct jitem **items, size_t n,
@@ -218,9 +235,7 @@ static int write_batch(struct journal *j, struct jitem **items, size_t n,
     char detail[96];
     int rc;
 
-    rc = journal_sql_err(sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL, NULL,
-                                      NULL));
-    if (rc < 0)
+    if ((rc = tx_begin(j)) < 0)
         return rc;
     memcpy(prev, j->prev, sizeof(prev));
     for (size_t i = 0; i < n; i++) {
@@ -243,14 +258,10 @@ static int write_batch(struct journal *j, struct jitem **items, size_t n,
     }
     sqlite3_bind_int64(j->head_up, 1, id - 1);
     sqlite3_bind_blob(j->head_up, 2, prev, JOURNAL_HASH_LEN, SQLITE_STATIC);
-    if ((rc = step_done(j->head_up)) < 0)
-        goto out;
-    rc = journal_sql_err(sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL));
+    rc = step_done(j->head_up);
 out:
-    if (rc < 0) {
-        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    if ((rc = tx_end(j, rc)) < 0)
         return rc;
-    }
     j->next_id = id;
     memcpy(j->prev, prev, sizeof(prev));
     return 0;
@@ -283,8 +294,7 @@ static int prune_upto(struct journal *j, int64_t upto)
 {
     uint8_t hash[JOURNAL_HASH_LEN];
     int64_t last = -1;
-    int rc = journal_sql_err(sqlite3_exec(j->db, "BEGIN IMMEDIATE", NULL,
-                                          NULL, NULL));
+    int rc = tx_begin(j);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(j->anchor_row, 1, upto);
@@ -306,14 +316,10 @@ static int prune_upto(struct journal *j, int64_t upto)
         goto out;
     sqlite3_bind_int64(j->anchor_up, 1, last);
     sqlite3_bind_blob(j->anchor_up, 2, hash, JOURNAL_HASH_LEN, SQLITE_STATIC);
-    if ((rc = step_done(j->anchor_up)) < 0)
-        goto out;
-    rc = journal_sql_err(sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL));
+    rc = step_done(j->anchor_up);
 out:
-    if (rc < 0) {
-        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    if ((rc = tx_end(j, rc)) < 0)
         return rc;
-    }
     j->anchor_id = last;
     return 0;
 }
