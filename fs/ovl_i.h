@@ -96,8 +96,9 @@ struct ovl_fs {
     pthread_mutex_t node_lock;
     void *node_index;         /* node_lock: tsearch tree keyed (parent,name) */
     struct ovl_node *root;
-    uint64_t *gen;            /* &vol->gen: bumped by every namespace change
-                                 of any view (shared paths are common) */
+    uint64_t *gen;            /* &vol->gen: bumped by every change of any view
+                                 that can move an existing entry (shared
+                                 paths are common) */
     uint64_t *merge_gen;      /* &vol->merge_gen: bumped by every change that
                                  can change whether a directory merges */
     uint64_t work_seq;        /* atomic: unique names in the work dir */

@@ -27,7 +27,7 @@ struct volume {
     int shared_work_fd;       /* STATE/shared/work */
     int shared_index_fd;      /* STATE/shared/index */
     pthread_rwlock_t shared_lock;   /* namespace of the shared upper */
-    uint64_t gen;             /* atomic: namespace generation, all views */
+    uint64_t gen;             /* atomic: generation of where entries live */
     uint64_t merge_gen;       /* atomic: generation of directories' merging */
     pthread_mutex_t views_lock;
     struct ovl_fs *views;     /* views_lock: every open view */
