@@ -74,3 +74,26 @@ TEST_N(unlinked_open_file_answers_fstat_and_fchmod)
     close(fd);
     cr_assert_eq(h_lstat(m("f"), &st), -ENOENT);
 }
+
+/* The same for a lower file: the write-open copies it up, and the unlink
+ * leaves a whiteout at its name. The open file must still answer as the
+ * file it is, never as what now lies at its old path. */
+TEST_N(unlinked_open_copy_of_a_lower_file_answers_as_itself)
+{
+    h_put(h_str("%s/f", H.lower), "data", 0644);
+    h_init(NULL);
+    M = h_mount("a");
+    struct stat st;
+    cr_assert_eq(stat(m("f"), &st), 0);      /* the node knows where f lives */
+    int fd = open(m("f"), O_RDWR | O_CLOEXEC);
+    cr_assert(fd >= 0);
+    cr_assert_eq(unlink(m("f")), 0);
+    cr_assert_eq(fstat(fd, &st), 0, "fstat of an unlinked open file: %s", strerror(errno));
+    cr_assert(S_ISREG(st.st_mode), "the unlinked file answers as mode %o", st.st_mode);
+    cr_assert_eq(st.st_size, 4);
+    cr_assert_eq(fchmod(fd, 0600), 0, "fchmod of an unlinked open file: %s", strerror(errno));
+    cr_assert_eq(fstat(fd, &st), 0);
+    cr_assert(S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600, "mode %o", st.st_mode);
+    close(fd);
+    cr_assert_eq(h_lstat(m("f"), &st), -ENOENT);
+}
