@@ -341,16 +341,22 @@ static void op_status(struct daemon *d, struct conn *c)
         cJSON_AddNumberToObject(rd, "reserve", (double)s->read.reserve_bps);
         struct sched_stats ss;
         if (d->vol.rengine && rengine_agent_stats(d->vol.rengine, s->id, &ss) == 0) {
-            /* Every read of shared data: scheduled, or answered from the
-             * page cache at once (cached_*, a part of the totals). */
+            /* Every read of shared data: scheduled, or of a lone agent
+             * without limits: answered from the page cache at once
+             * (cached_*) or read on a worker's ring (direct_*); both are
+             * parts of the totals. */
             uint64_t cb = __atomic_load_n(&s->fs.cached_bytes, __ATOMIC_RELAXED);
             uint64_t cr = __atomic_load_n(&s->fs.cached_reads, __ATOMIC_RELAXED);
-            ss.bytes += cb;
-            ss.reads += cr;
+            uint64_t db = __atomic_load_n(&s->fs.direct_bytes, __ATOMIC_RELAXED);
+            uint64_t dr = __atomic_load_n(&s->fs.direct_reads, __ATOMIC_RELAXED);
+            ss.bytes += cb + db;
+            ss.reads += cr + dr;
             cJSON_AddNumberToObject(rd, "bytes", (double)ss.bytes);
             cJSON_AddNumberToObject(rd, "reads", (double)ss.reads);
             cJSON_AddNumberToObject(rd, "cached_bytes", (double)cb);
             cJSON_AddNumberToObject(rd, "cached_reads", (double)cr);
+            cJSON_AddNumberToObject(rd, "direct_bytes", (double)db);
+            cJSON_AddNumberToObject(rd, "direct_reads", (double)dr);
             cJSON_AddNumberToObject(rd, "queued_ms", (double)(ss.queued_ns / 1000000));
             cJSON_AddNumberToObject(rd, "depth", ss.depth);
             double up = (double)(now - s->started);

@@ -27,6 +27,7 @@
 #include "fs/events.h"
 #include "fs/leaseops.h"
 #include "fs/log.h"
+#include "fs/rengine.h"
 #include "locks/lease.h"
 
 #define EXIT_TOKEN UINT64_MAX   /* epoll data of exit_fd; no session's id */
@@ -121,13 +122,16 @@ static void *worker_main(void *arg)
 {
     struct daemon *d = arg;
     struct fuse_buf buf = { 0 };     /* libfuse sizes buf.mem on first use */
+    struct rlocal *ring = NULL;      /* reads of a lone agent (rlocal.c) */
+    if (d->vol.rengine && rlocal_start(d->vol.rengine, &ring) < 0)
+        ring = NULL;
     for (;;) {
         struct epoll_event ev;
-        int n = epoll_wait(d->sess_epfd, &ev, 1, -1);
-        if (n < 0 && errno == EINTR)
+        int n = rlocal_wait(ring, d->sess_epfd, &ev);
+        if (n == -EINTR)
             continue;
         if (n < 0) {
-            log_say("worker: epoll_wait: %s", strerror(errno));
+            log_say("worker: waiting for requests: %s", strerror(-n));
             break;
         }
         if (n == 0)
@@ -154,6 +158,7 @@ static void *worker_main(void *arg)
             post_reap_locked(d, s);
         pthread_mutex_unlock(&d->lock);
     }
+    rlocal_stop(ring);
     free(buf.mem);
     return NULL;
 }

@@ -661,38 +661,34 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         handle_free(fs, h);     /* the caller went away */
 }
 
-/* A read that the page cache holds in full (RWF_NOWAIT: no device I/O) is
- * answered at once, for an agent with no rate or IOPS limit that reads
- * alone: while several agents read (rengine_shared, which every read of
- * shared data passes) or another has reads in the engine, every read is
- * scheduled, cached or not. The kernel's readahead of the layer file makes
+/* A read of an agent that reads alone (no rate or IOPS limit, no volume
+ * cap, no other agent reading: rengine_shared, which every read of shared
+ * data passes, and no read of another agent in the engine) needs no
+ * scheduling: it goes to this worker's own ring (rengine_read_here), which
+ * answers it at once from the page cache, or later from the device without
+ * the engine thread's hand-off. While several agents read, every read is
+ * scheduled, cached or not: the kernel's readahead of the layer file makes
  * most of a stream's reads page-cache hits, so answering those at once
- * would leave the scheduler nothing to share out. True when answered. */
-static bool read_cached(struct ovl_fs *fs, struct ovl_handle *h, fuse_req_t req,
-                        size_t size, off_t off)
+ * would leave the scheduler nothing to share out. True when taken. */
+static bool read_alone(struct ovl_fs *fs, struct ovl_handle *h, fuse_req_t req,
+                       size_t size, off_t off)
 {
-    bool shared = rengine_shared(fs->vol->rengine, fs->sid);
-    if (shared || !__atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED) || size > (1u << 20) ||
-        rengine_busy(fs->vol->rengine) > __atomic_load_n(&fs->in_engine, __ATOMIC_RELAXED))
+    struct rengine *e = fs->vol->rengine;
+    if (rengine_shared(e, fs->sid) || !__atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED) ||
+        rengine_busy(e) > __atomic_load_n(&fs->in_engine, __ATOMIC_RELAXED))
         return false;
-    char *buf = malloc(size ? size : 1);
-    if (!buf)
+    int rc = rengine_read_here(e, fs->sid, req, h->fd, off, size, &fs->in_engine);
+    if (rc < 0)
         return false;
-    struct iovec iov = { buf, size };
-    ssize_t n = preadv2(h->fd, &iov, 1, off, RWF_NOWAIT);
-    struct stat st;
-    /* A short answer means end of file to the kernel: give one only when
-     * the file really ends there. */
-    bool ok = n == (ssize_t)size ||
-              (n >= 0 && fstat(h->fd, &st) == 0 && off + n >= st.st_size);
-    if (ok) {
-        fuse_reply_buf(req, buf, (size_t)n);
+    if (rc == 1) {
         __atomic_add_fetch(&fs->cached_reads, 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&fs->cached_bytes, (uint64_t)n, __ATOMIC_RELAXED);
-        rengine_note_cached(fs->vol->rengine, fs->sid, (uint64_t)n);
+        __atomic_add_fetch(&fs->cached_bytes, size, __ATOMIC_RELAXED);
+        rengine_note_cached(e, fs->sid, size);
+    } else {
+        __atomic_add_fetch(&fs->direct_reads, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&fs->direct_bytes, size, __ATOMIC_RELAXED);
     }
-    free(buf);
-    return ok;
+    return true;
 }
 
 static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -721,8 +717,8 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
     __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
     if (!cow && fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED) &&
-        (read_cached(fs, h, req, size, off) ||
-         rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size,
+        (read_alone(fs, h, req, size, off) ||
+         rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size, NULL,
                       &fs->in_engine) == 0))
         return;
     /* Not shared data, or the engine could not take it: read here. */

@@ -122,6 +122,8 @@ struct ovl_fs {
     uint64_t in_engine;       /* atomic: this view's reads in the engine */
     uint64_t cached_reads, cached_bytes;  /* atomic: shared-data reads answered
                                              from the page cache at once */
+    uint64_t direct_reads, direct_bytes;  /* atomic: ...and the other reads
+                                             of a lone agent (worker rings) */
 };
 
 /* An open file of the view. */

@@ -19,6 +19,7 @@
 
 #include "fs/log.h"
 #include "fs/rengine.h"
+#include "fs/rengine_i.h"
 
 #define TAG_WAKE UINT64_MAX       /* user_data of the eventfd read */
 /* Pacing (sched_set_pacing): an agent may get up to PACE_LAG bytes (at
@@ -35,20 +36,6 @@
 #define SHARED_HOLD_NS 100000000u
 
 struct flight { uint64_t agent; unsigned n; };
-
-struct re_read {
-    struct sched_item item;       /* first: the scheduler hands it back */
-    fuse_req_t req;
-    int fd;
-    off_t off;
-    size_t size;
-    size_t got;                   /* engine thread: bytes read so far */
-    uint64_t agent;
-    char *buf;
-    uint64_t *mine;               /* atomic: the agent's reads in the engine */
-    uint64_t *busy;               /* atomic: everyone's */
-    struct re_read *next;         /* e->mu: the incoming list */
-};
 
 enum re_cmd_op { CMD_ADD, CMD_SET, CMD_REMOVE, CMD_STATS, CMD_VOLUME_RATE, CMD_STOP };
 
@@ -112,7 +99,50 @@ static void arm_wake(struct rengine *e)
     io_uring_sqe_set_data64(sqe, TAG_WAKE);
 }
 
-static void answer(struct re_read *r, int res)
+struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
+                            size_t size, char *buf, uint64_t *mine, uint64_t *busy)
+{
+    struct re_read *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->buf = buf ? buf : malloc(size ? size : 1);
+    if (!r->buf) {
+        free(r);
+        return NULL;
+    }
+    r->item.bytes = size;
+    r->req = req;
+    r->fd = fd;
+    r->off = off;
+    r->size = size;
+    r->agent = agent;
+    r->mine = mine;
+    r->busy = busy;
+    __atomic_add_fetch(mine, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(busy, 1, __ATOMIC_RELAXED);
+    return r;
+}
+
+bool re_read_submit(struct io_uring *ring, struct re_read *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (!sqe)
+        return false;
+    io_uring_prep_read(sqe, r->fd, r->buf + r->got, (unsigned)(r->size - r->got),
+                       (uint64_t)r->off + r->got);
+    io_uring_sqe_set_data(sqe, r);
+    return true;
+}
+
+bool re_read_progress(struct io_uring *ring, struct re_read *r, int res)
+{
+    if (res <= 0)
+        return true;
+    r->got += (size_t)res;
+    return r->got >= r->size || !re_read_submit(ring, r);
+}
+
+void re_read_answer(struct re_read *r, int res)
 {
     __atomic_sub_fetch(r->mine, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(r->busy, 1, __ATOMIC_RELAXED);
@@ -141,7 +171,7 @@ static bool run_commands(struct rengine *e, uint64_t now)
     for (struct re_read *r = in, *next; r; r = next) {
         next = r->next;
         if (sched_enqueue(e->sched, r->agent, &r->item, now) < 0)
-            answer(r, -EIO);    /* its agent is gone */
+            re_read_answer(r, -EIO);    /* its agent is gone */
     }
     for (struct re_cmd *c = list, *next; c; c = next) {
         next = c->next;
@@ -168,7 +198,7 @@ static bool run_commands(struct rengine *e, uint64_t now)
             struct sched_item *it = sched_agent_remove(e->sched, c->agent);
             while (it) {
                 struct sched_item *n = it->next;
-                answer((struct re_read *)it, -EIO);
+                re_read_answer((struct re_read *)it, -EIO);
                 it = n;
             }
             c->rc = 0;
@@ -322,13 +352,10 @@ static void *engine_main(void *arg)
             if (!it)
                 break;
             struct re_read *r = (struct re_read *)it;
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
-            if (!sqe) {
-                answer(r, -EAGAIN);     /* cannot happen: ring > inflight */
+            if (!re_read_submit(&e->ring, r)) {
+                re_read_answer(r, -EAGAIN);   /* cannot happen: ring > inflight */
                 continue;
             }
-            io_uring_prep_read(sqe, r->fd, r->buf, (unsigned)r->size, (uint64_t)r->off);
-            io_uring_sqe_set_data(sqe, r);
             e->inflight++;
             flight_add(e, r->agent, 1);
             if (e->trace)
@@ -356,25 +383,12 @@ static void *engine_main(void *arg)
                 continue;
             }
             struct re_read *r = io_uring_cqe_get_data(cqe);
-            /* A short read that is not the end of the file would read as
-             * the end to the kernel: read the rest before answering. */
-            if (cqe->res > 0 && r->got + (size_t)cqe->res < r->size) {
-                r->got += (size_t)cqe->res;
-                struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
-                if (sqe) {
-                    io_uring_prep_read(sqe, r->fd, r->buf + r->got,
-                                       (unsigned)(r->size - r->got),
-                                       (uint64_t)r->off + r->got);
-                    io_uring_sqe_set_data(sqe, r);
-                    continue;
-                }
-            } else if (cqe->res > 0) {
-                r->got += (size_t)cqe->res;
-            }
+            if (!re_read_progress(&e->ring, r, cqe->res))
+                continue;
             e->inflight--;
             flight_add(e, r->agent, -1);
             sched_done(e->sched, r->agent, now_ns());
-            answer(r, cqe->res < 0 && r->got == 0 ? cqe->res : (int)r->got);
+            re_read_answer(r, re_read_result(r, cqe->res));
         }
         io_uring_cq_advance(&e->ring, n);
         if (e->removing)
@@ -502,6 +516,11 @@ uint64_t rengine_busy(const struct rengine *e)
     return __atomic_load_n(&e->busy, __ATOMIC_RELAXED);
 }
 
+uint64_t *rengine_busy_counter(struct rengine *e)
+{
+    return &e->busy;
+}
+
 bool rengine_shared(struct rengine *e, uint64_t agent)
 {
     uint64_t now = now_ns();
@@ -520,23 +539,11 @@ bool rengine_shared(struct rengine *e, uint64_t agent)
 }
 
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                 off_t off, size_t size, uint64_t *mine)
+                 off_t off, size_t size, char *buf, uint64_t *mine)
 {
-    struct re_read *r = calloc(1, sizeof(*r));
-    if (!r || !(r->buf = malloc(size ? size : 1))) {
-        free(r);
+    struct re_read *r = re_read_new(req, agent, fd, off, size, buf, mine, &e->busy);
+    if (!r)
         return -ENOMEM;
-    }
-    r->item.bytes = size;
-    r->req = req;
-    r->fd = fd;
-    r->off = off;
-    r->size = size;
-    r->agent = agent;
-    r->mine = mine;
-    r->busy = &e->busy;
-    __atomic_add_fetch(mine, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&e->busy, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&e->mu);
     if (e->in_tail)
         e->in_tail->next = r;

@@ -35,15 +35,39 @@ int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *
 
 /* Queues a read of size bytes at off from fd for req of agent; the engine
  * replies to req. *mine (the agent's count of reads in the engine) goes up
- * now and down when the read is answered. 0, or -errno (the caller replies). */
+ * now and down when the read is answered. buf (size bytes, malloc'd) is
+ * taken over, or NULL: the engine allocates one. 0, or -errno (the caller
+ * replies, and buf stays its own). */
 int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                  off_t off, size_t size, uint64_t *mine);
-/* Reads in the engine (queued or in flight), all agents together. */
+                  off_t off, size_t size, char *buf, uint64_t *mine);
+/* Reads in the engine (queued or in flight, and on the workers' own
+ * rings), all agents together. */
 uint64_t rengine_busy(const struct rengine *e);
+uint64_t *rengine_busy_counter(struct rengine *e);
 /* Notes a read of agent; true while several agents read at once or a
  * volume-wide cap is set (then every read is to be scheduled, cached or
  * not). Any thread. */
 bool rengine_shared(struct rengine *e, uint64_t agent);
 void rengine_note_cached(struct rengine *e, uint64_t agent, uint64_t bytes);
+
+/* A worker's own ring (fs/rlocal.c), for reads that need no scheduling. */
+struct epoll_event;
+struct rlocal;
+/* Sets up the calling worker's ring. 0 or -errno (the worker then does
+ * without one: its reads go to the engine). */
+int  rlocal_start(struct rengine *e, struct rlocal **out);
+/* Answers the reads still on the ring, then closes it. NULL is a no-op. */
+void rlocal_stop(struct rlocal *l);
+/* Like epoll_wait(epfd, ev, 1, -1), but meanwhile answers the completed
+ * reads of the ring. 1 with *ev, 0 (nothing to do yet: call again), or
+ * -errno. l may be NULL. */
+int  rlocal_wait(struct rlocal *l, int epfd, struct epoll_event *ev);
+/* Submits the read (as rengine_read) to the calling worker's own ring: for
+ * a read the scheduler would let through at once. The ring tries it at
+ * once; what the page cache holds is answered before the call returns (1),
+ * anything else from the worker's rlocal_wait (0). -EAGAIN when the worker
+ * has no ring or it is full; -ENOMEM. */
+int  rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
+                       off_t off, size_t size, uint64_t *mine);
 
 #endif

@@ -357,6 +357,10 @@ void sess_reap(struct session *s)
             ev_log(&s->fs, &ev, NULL, NULL);
         }
         rengine_agent_remove(d->vol.rengine, s->id);   /* its reads answered */
+        /* ...and those on the workers' own rings: they answer every read,
+         * error or not, and keep running until the daemon ends. */
+        while (__atomic_load_n(&s->fs.in_engine, __ATOMIC_ACQUIRE))
+            usleep(1000);
     }
     unsigned nl = lease_release_agent(d->vol.leases, s->agent);
     if (nl)

@@ -633,3 +633,93 @@ TEST_R(volume_cap_schedules_cached_reads_too)
     free(c1);
     free(c2);
 }
+
+/* ---- a lone agent: reads on the workers' own rings ------------------------ */
+
+/* Reads of the engine's scheduler: all reads but those answered at once
+ * from the page cache and those a worker read on its own ring. */
+static double scheduled_reads(const char *agent)
+{
+    return read_field(agent, "reads") - read_field(agent, "cached_reads") -
+           read_field(agent, "direct_reads");
+}
+
+/* An agent with no limits that reads alone needs no scheduling: its reads
+ * go to the worker's own ring (no hand-off to the engine thread), and the
+ * bytes are the same. */
+TEST_R(lone_agent_reads_on_worker_rings_are_right)
+{
+    static const size_t sizes[] = { 0, 1, 4095, 4097, 131072 + 3, 1 * MIB + 7, 5 * MIB };
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    unsigned char *want[N];
+    for (int i = 0; i < N; i++)
+        want[i] = make_file(h_str("%s/f%d", H.lower, i), sizes[i], (uint32_t)i + 40);
+    h_init(NULL);
+    const char *a = h_mount("a");
+    drop_caches();
+    for (int i = 0; i < N; i++)
+        check_preads(h_str("%s/f%d", a, i), want[i], sizes[i], 60, (unsigned)i + 40);
+    drop_caches();
+    for (int i = 0; i < N; i++)
+        check_whole(h_str("%s/f%d", a, i), want[i], sizes[i]);
+    double direct = read_field("a", "direct_reads");
+    cr_assert(direct > 0, "no read of a lone agent went to a worker's ring");
+    cr_assert(read_field("a", "direct_bytes") >= direct,
+              "direct_bytes %.0f for %.0f direct reads", read_field("a", "direct_bytes"), direct);
+    cr_assert(scheduled_reads("a") == 0,
+              "%.0f reads of a lone agent without limits were scheduled", scheduled_reads("a"));
+    for (int i = 0; i < N; i++)
+        free(want[i]);
+}
+
+/* Two agents reading at once share the volume: their reads are scheduled,
+ * not read on the workers' rings. */
+TEST_R(two_agents_reading_at_once_are_scheduled)
+{
+    unsigned char *wa = make_file(h_str("%s/ba", H.lower), 24 * MIB, 51);
+    unsigned char *wb = make_file(h_str("%s/bb", H.lower), 24 * MIB, 52);
+    h_init(NULL);
+    const char *a = h_mount("a");
+    const char *b = h_mount("b");
+    drop_caches();
+    pid_t ca = spawn_readers(h_str("%s/ba", a), wa, 24 * MIB);
+    pid_t cb = spawn_readers(h_str("%s/bb", b), wb, 24 * MIB);
+    int code_a = wait_child(ca, 120000), code_b = wait_child(cb, 120000);
+    if (code_a < 0)
+        kill(ca, SIGKILL), waitpid(ca, NULL, 0);
+    if (code_b < 0)
+        kill(cb, SIGKILL), waitpid(cb, NULL, 0);
+    cr_assert_eq(code_a, 0, "agent a's readers: status %d", code_a);
+    cr_assert_eq(code_b, 0, "agent b's readers: status %d", code_b);
+    cr_assert(scheduled_reads("a") > 0 && scheduled_reads("b") > 0,
+              "reading at once, a had %.0f and b %.0f scheduled reads (direct: %.0f, %.0f)",
+              scheduled_reads("a"), scheduled_reads("b"), read_field("a", "direct_reads"),
+              read_field("b", "direct_reads"));
+    free(wa);
+    free(wb);
+}
+
+/* A lazy unmount while a lone agent's reads are on the workers' rings: the
+ * reads are answered, the session ends after them and the daemon exits. */
+TEST_R(lazy_umount_with_reads_on_worker_rings_ends_cleanly)
+{
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 64 * MIB, 61);
+    h_init(NULL);
+    const char *a = h_mount("a");
+    pid_t dpid = h_daemon_pid();
+    drop_caches();
+    pid_t child = spawn_readers(h_str("%s/big", a), want, 64 * MIB);
+    for (int i = 0; i < 200 && read_field("a", "direct_reads") <= 0; i++)
+        usleep(10 * 1000);
+    struct h_res r;
+    cr_assert_eq(h_lanefs(&r, NULL, "umount", "--lazy", a, (char *)NULL), 0,
+                 "umount --lazy with reads in flight: exit %d (%s)", r.code, r.err);
+    h_forget_mount("a");
+    int code = wait_child(child, 120000);
+    if (code < 0)
+        kill(child, SIGKILL), waitpid(child, NULL, 0);
+    cr_assert_eq(code, 0, "readers across the lazy umount failed (status %d)", code);
+    cr_assert(h_wait_pid_gone(dpid, 30000), "daemon %d did not exit after its last "
+              "session ended", (int)dpid);
+    free(want);
+}

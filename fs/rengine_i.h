@@ -1,0 +1,45 @@
+/* rengine_i.h - what the engine thread (rengine.c) and the workers' own
+ * rings (rlocal.c) share: a read in progress and its completion. */
+#ifndef LANEFS_RENGINE_I_H
+#define LANEFS_RENGINE_I_H
+
+#include <liburing.h>
+#include <sys/types.h>
+
+#include "fs/rengine.h"
+
+struct re_read {
+    struct sched_item item;       /* first: the scheduler hands it back */
+    fuse_req_t req;
+    int fd;
+    off_t off;
+    size_t size;
+    size_t got;                   /* the ring's thread: bytes read so far */
+    uint64_t agent;
+    char *buf;
+    uint64_t *mine;               /* atomic: the agent's reads in the engine */
+    uint64_t *busy;               /* atomic: everyone's */
+    struct re_read *next;         /* e->mu: the engine's incoming list */
+};
+
+/* A read of size bytes at off from fd for req, counted in *mine and *busy
+ * until answered. buf (size bytes, malloc'd) is taken over, or NULL: one
+ * is allocated. NULL when out of memory (buf stays the caller's). */
+struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
+                            size_t size, char *buf, uint64_t *mine, uint64_t *busy);
+/* Queues what is left of r to read on ring. False when the ring is full. */
+bool re_read_submit(struct io_uring *ring, struct re_read *r);
+/* Takes a completion's result: true when r is done (r->got final), false
+ * when the rest of a short read was queued again (a short read that is not
+ * the end of the file would read as the end to the kernel). */
+bool re_read_progress(struct io_uring *ring, struct re_read *r, int res);
+/* Replies to r's request (res < 0: that error, else res bytes) and frees r. */
+void re_read_answer(struct re_read *r, int res);
+/* The reply for a finished read: what it got, or the error when it got
+ * nothing. */
+static inline int re_read_result(const struct re_read *r, int res)
+{
+    return res < 0 && r->got == 0 ? res : (int)r->got;
+}
+
+#endif

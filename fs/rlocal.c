@@ -1,0 +1,158 @@
+/* rlocal.c - a worker's own ring, for the reads of an agent that reads
+ * alone.
+ *
+ * Through the engine thread a read costs one thread hand-off more than a
+ * plain read in the worker (worker -> engine thread -> completion), and a
+ * lone random reader waits for every one of them. A read the scheduler
+ * would dispatch at once anyway (an agent without limits reading alone,
+ * no volume cap: ops.c decides) is instead submitted by the worker to its
+ * own ring; the worker goes back to its sessions and waits for their
+ * requests and its reads' completions together (a poll of the sessions'
+ * epoll set on the ring), and replies itself. The worker never blocks on
+ * the read. The ring is the worker's alone (single issuer, deferred task
+ * run), so none of this takes a lock. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "fs/log.h"
+#include "fs/rengine_i.h"
+
+#define TAG_POLL    UINT64_MAX      /* user_data of the poll of the epoll set */
+#define TAG_UNPOLL  (UINT64_MAX - 1)  /* ...and of its removal */
+#define RLOCAL_MAX  32u         /* reads on one worker's ring at once */
+
+struct rlocal {
+    struct io_uring ring;
+    uint64_t *busy;             /* the engine's count of reads */
+    unsigned inflight;          /* reads on the ring */
+    bool polling;               /* the poll of the epoll set is on the ring */
+};
+
+static __thread struct rlocal *this_worker;
+
+int rlocal_start(struct rengine *e, struct rlocal **out)
+{
+    struct rlocal *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    struct io_uring_params p = {
+        .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+    };
+    int rc = io_uring_queue_init_params(RLOCAL_MAX * 2 + 2, &l->ring, &p);
+    if (rc == -EINVAL) {            /* an older kernel: a plain ring */
+        memset(&p, 0, sizeof(p));
+        rc = io_uring_queue_init_params(RLOCAL_MAX * 2 + 2, &l->ring, &p);
+    }
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    l->busy = rengine_busy_counter(e);
+    this_worker = l;
+    *out = l;
+    return 0;
+}
+
+/* Takes the completions on the ring, answering the reads that are done.
+ * True when one of them was watch. */
+static bool reap(struct rlocal *l, const struct re_read *watch)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    bool seen = false;
+    io_uring_for_each_cqe(&l->ring, head, cqe) {
+        n++;
+        if (cqe->user_data == TAG_POLL) {
+            l->polling = false;     /* fired or removed */
+            continue;
+        }
+        if (cqe->user_data == TAG_UNPOLL)
+            continue;
+        struct re_read *r = io_uring_cqe_get_data(cqe);
+        if (!re_read_progress(&l->ring, r, cqe->res))
+            continue;               /* the rest of a short read is queued */
+        l->inflight--;
+        seen |= r == watch;
+        re_read_answer(r, re_read_result(r, cqe->res));
+    }
+    io_uring_cq_advance(&l->ring, n);
+    if (io_uring_sq_ready(&l->ring))
+        io_uring_submit(&l->ring);
+    return seen;
+}
+
+void rlocal_stop(struct rlocal *l)
+{
+    if (!l)
+        return;
+    while (l->inflight) {           /* every read is answered first */
+        int rc = io_uring_submit_and_wait(&l->ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+            log_say("worker ring: waiting for reads: %s", strerror(-rc));
+            break;
+        }
+        reap(l, NULL);
+    }
+    io_uring_queue_exit(&l->ring);
+    if (this_worker == l)
+        this_worker = NULL;
+    free(l);
+}
+
+int rlocal_wait(struct rlocal *l, int epfd, struct epoll_event *ev)
+{
+    if (l && !l->inflight && l->polling) {
+        /* No read left to wait for: the poll goes, so that the ring holds
+         * no stale wake-up for the next read's wait. */
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+        if (sqe) {
+            io_uring_prep_poll_remove(sqe, TAG_POLL);
+            io_uring_sqe_set_data64(sqe, TAG_UNPOLL);
+        }
+        io_uring_submit_and_get_events(&l->ring);
+        reap(l, NULL);
+    }
+    if (!l || !l->inflight) {
+        int n = epoll_wait(epfd, ev, 1, -1);
+        return n < 0 ? -errno : n;
+    }
+    if (!l->polling) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+        if (sqe) {
+            io_uring_prep_poll_add(sqe, epfd, POLLIN);
+            io_uring_sqe_set_data64(sqe, TAG_POLL);
+            l->polling = true;
+        }
+    }
+    int rc = io_uring_submit_and_wait(&l->ring, 1);
+    if (rc < 0 && rc != -EINTR && rc != -ETIME)
+        return rc;
+    reap(l, NULL);
+    if (l->polling)
+        return 0;           /* a read completed; the sessions are quiet */
+    /* The sessions have a request (or another worker took it already). */
+    int n = epoll_wait(epfd, ev, 1, 0);
+    return n < 0 ? -errno : n;
+}
+
+int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
+                      off_t off, size_t size, uint64_t *mine)
+{
+    struct rlocal *l = this_worker;
+    if (!l || l->busy != rengine_busy_counter(e) || l->inflight >= RLOCAL_MAX ||
+        io_uring_sq_space_left(&l->ring) < 3)    /* a read, the poll, its removal */
+        return -EAGAIN;
+    struct re_read *r = re_read_new(req, agent, fd, off, size, NULL, mine, l->busy);
+    if (!r)
+        return -ENOMEM;
+    re_read_submit(&l->ring, r);            /* room checked above */
+
+    l->inflight++;
+    /* The ring tries the read at once: from the page cache it completes
+     * here, and is answered here. Else the device starts on it now. */
+    io_uring_submit(&l->ring);
+    return reap(l, r) ? 1 : 0;
+}
