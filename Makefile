@@ -36,7 +36,7 @@ UNIT_BIN  := $(BUILD)/test_unit
 INTEG_BIN := $(BUILD)/test_integration
 
 .PHONY: all deps bench-deps test unit integration demo asan bench bench-quick bench-scale \
-        bench-noisy clean
+        bench-noisy bench-engine clean
 
 all: $(LANEFS)
 
@@ -105,6 +105,11 @@ bench-scale: deps bench-deps
 bench-noisy: deps bench-deps
 	$(MAKE) all
 	LANEFS=$(abspath $(LANEFS)) tests/bench/noisy.sh
+
+# One agent's reads with the read engine on and off, alternating.
+bench-engine: deps
+	$(MAKE) all
+	LANEFS=$(abspath $(LANEFS)) tests/bench/engine_ab.sh
 
 # AddressSanitizer + UBSan build of everything, then the whole test suite.
 asan: deps
