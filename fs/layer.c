@@ -87,11 +87,6 @@ int layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
     return (int)fd;
 }
 
-int layer_dir(const struct ovl_fs *fs, enum ovl_layer l, const char *rel)
-{
-    return layer_open(fs, l, rel, O_PATH | O_DIRECTORY, 0);
-}
-
 void layer_spread_subdirs(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

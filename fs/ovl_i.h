@@ -79,6 +79,20 @@ struct ovl_node {
     uint64_t res_cache;       /* atomic: (gen << 16) | what resolution found */
 };
 
+/* dircache.c: the layer directories a view used last (layer_dir). */
+#define DC_SLOTS 16
+struct dc_slot {
+    char *rel;                /* NULL: empty */
+    uint64_t hash, gen, used;
+    enum ovl_layer layer;
+    int fd;                   /* O_PATH, owned */
+};
+struct dircache {
+    pthread_mutex_t mu;       /* zeroed is unlocked */
+    uint64_t tick;            /* mu */
+    struct dc_slot slot[DC_SLOTS];    /* mu */
+};
+
 struct ovl_fs {
     struct volume *vol;       /* outlives the view */
     uint64_t sid;             /* the session's number (lock owners) */
@@ -119,6 +133,7 @@ struct ovl_fs {
     uint64_t next_handle;     /* atomic: handle ids for the journal */
     bool read_unlimited;      /* atomic: no rate or IOPS limit on reads */
     bool readahead_pending;   /* atomic: INIT answered, read-ahead not tuned */
+    struct dircache dcache;   /* layer_dir's descriptors */
     uint64_t in_engine;       /* atomic: this view's reads in the engine */
     uint64_t cached_reads, cached_bytes;  /* atomic: shared-data reads answered
                                              from the page cache at once */
@@ -171,8 +186,12 @@ int  layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
 /* Scratch dir and hard-link index on the same filesystem as layer l. */
 int  layer_work_fd(const struct ovl_fs *fs, enum ovl_layer l);
 int  layer_index_fd(const struct ovl_fs *fs, enum ovl_layer l);
-/* O_PATH|O_DIRECTORY fd of the directory rel in layer l; -errno. */
+/* O_PATH|O_DIRECTORY fd of the directory rel in layer l (the caller
+ * closes it), from the view's cache when still valid (dircache.c);
+ * -errno. */
 int  layer_dir(const struct ovl_fs *fs, enum ovl_layer l, const char *rel);
+/* Closes the cached descriptors (the view is closing). */
+void dircache_clear(struct ovl_fs *fs);
 bool layer_is_whiteout(const struct stat *st);
 /* Path "/proc/self/fd/FD[/name]" for calls with no *at form. */
 void layer_fdpath(char *buf, size_t len, int fd, const char *name);

@@ -253,6 +253,7 @@ void view_close(struct ovl_fs *fs)
     while (fs->handles)
         handle_free(fs, fs->handles);
     cowmap_view_destroy(fs);
+    dircache_clear(fs);
     /* The temp layer lives for one session only. A failure is logged; the
      * next session of the agent (or recovery) empties it again. */
     int rc = 0;
