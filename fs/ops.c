@@ -663,10 +663,13 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* A read of an agent that reads alone (no rate or IOPS limit, no volume
  * cap, no other agent reading: rengine_shared, which every read of shared
- * data passes, and no read of another agent in the engine) needs no
- * scheduling: it goes to this worker's own ring (rengine_read_here), which
- * answers it at once from the page cache, or later from the device without
- * the engine thread's hand-off. While several agents read, every read is
+ * data passes) with no other read in flight needs no scheduling: it goes
+ * to this worker's own ring (rengine_read_here), which answers it at once
+ * from the page cache, or later from the device without the engine
+ * thread's hand-off. Reads in flight together go to the engine thread,
+ * which reaps their completions in batches: 4 concurrent random readers
+ * got 0.84-0.91 of the engine-off rate on the workers' rings against
+ * 1.00-1.02 through the engine. While several agents read, every read is
  * scheduled, cached or not: the kernel's readahead of the layer file makes
  * most of a stream's reads page-cache hits, so answering those at once
  * would leave the scheduler nothing to share out. True when taken. */
@@ -675,7 +678,7 @@ static bool read_alone(struct ovl_fs *fs, struct ovl_handle *h, fuse_req_t req,
 {
     struct rengine *e = fs->vol->rengine;
     if (rengine_shared(e, fs->sid) || !__atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED) ||
-        rengine_busy(e) > __atomic_load_n(&fs->in_engine, __ATOMIC_RELAXED))
+        rengine_busy(e) > 0)
         return false;
     int rc = rengine_read_here(e, fs->sid, req, h->fd, off, size, &fs->in_engine);
     if (rc < 0)

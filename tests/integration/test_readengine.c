@@ -644,9 +644,10 @@ static double scheduled_reads(const char *agent)
            read_field(agent, "direct_reads");
 }
 
-/* An agent with no limits that reads alone needs no scheduling: its reads
- * go to the worker's own ring (no hand-off to the engine thread), and the
- * bytes are the same. */
+/* An agent with no limits that reads alone needs no scheduling: a read
+ * with no other in flight goes to the worker's own ring (no hand-off to
+ * the engine thread), reads in flight together to the engine; the bytes
+ * are the same either way. */
 TEST_R(lone_agent_reads_on_worker_rings_are_right)
 {
     static const size_t sizes[] = { 0, 1, 4095, 4097, 131072 + 3, 1 * MIB + 7, 5 * MIB };
@@ -666,8 +667,10 @@ TEST_R(lone_agent_reads_on_worker_rings_are_right)
     cr_assert(direct > 0, "no read of a lone agent went to a worker's ring");
     cr_assert(read_field("a", "direct_bytes") >= direct,
               "direct_bytes %.0f for %.0f direct reads", read_field("a", "direct_bytes"), direct);
-    cr_assert(scheduled_reads("a") == 0,
-              "%.0f reads of a lone agent without limits were scheduled", scheduled_reads("a"));
+    /* The preads are one at a time, so most reach the daemon alone (the
+     * kernel's readahead sends some alongside). */
+    cr_assert(direct > scheduled_reads("a"), "only %.0f reads of a lone agent went to a "
+              "worker's ring, %.0f were scheduled", direct, scheduled_reads("a"));
     for (int i = 0; i < N; i++)
         free(want[i]);
 }
