@@ -83,3 +83,28 @@ TEST_S(data_is_coherent_between_open_files)
     close(fb);
     cr_assert_str_eq(h_get(h_str("%s/out/base", H.lower)), "base\n");
 }
+
+/* An agent's directory moved by another agent: the first agent's next
+ * files go where the name now points, not into the directory it used
+ * before under that name (its daemon caches layer directories, and must
+ * drop them when any agent moves one). */
+TEST_S(files_follow_a_directory_another_agent_replaced)
+{
+    const char *a, *b;
+    setup(&a, &b);
+    cr_assert_eq(mkdir(at(a, "out/d1"), 0777), 0);
+    h_put(at(a, "out/d1/x"), "x\n", 0644);       /* a uses out/d1 */
+    cr_assert_eq(rename(at(b, "out/d1"), at(b, "out/d2")), 0);
+    cr_assert_eq(mkdir(at(b, "out/d1"), 0777), 0);
+    h_put(at(a, "out/d1/y"), "y\n", 0644);
+    cr_assert_str_eq(h_ls(at(b, "out/d1")), "y");
+    cr_assert_str_eq(h_ls(at(b, "out/d2")), "x");
+    /* The same in a's private tree, where only a changes names. */
+    cr_assert_eq(mkdir(at(a, "in/p1"), 0755), 0);
+    h_put(at(a, "in/p1/x"), "x\n", 0644);
+    cr_assert_eq(rename(at(a, "in/p1"), at(a, "in/p2")), 0);
+    cr_assert_eq(mkdir(at(a, "in/p1"), 0755), 0);
+    h_put(at(a, "in/p1/y"), "y\n", 0644);
+    cr_assert_str_eq(h_ls(at(a, "in/p1")), "y");
+    cr_assert_str_eq(h_ls(at(a, "in/p2")), "x");
+}
