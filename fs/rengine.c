@@ -259,19 +259,23 @@ static void finish_removals(struct rengine *e)
     }
 }
 
-/* Sets the ring up: in the engine thread, which must be its only user
- * (IORING_SETUP_SINGLE_ISSUER, DEFER_TASKRUN). */
-static int ring_init(struct rengine *e)
+int re_ring_init(struct io_uring *ring, unsigned entries)
 {
     struct io_uring_params p = {
         .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
     };
-    unsigned entries = e->max_inflight * 2 + 8;
-    int rc = io_uring_queue_init_params(entries, &e->ring, &p);
+    int rc = io_uring_queue_init_params(entries, ring, &p);
     if (rc == -EINVAL) {            /* an older kernel: a plain ring */
         memset(&p, 0, sizeof(p));
-        rc = io_uring_queue_init_params(entries, &e->ring, &p);
+        rc = io_uring_queue_init_params(entries, ring, &p);
     }
+    return rc;
+}
+
+/* Sets the engine's ring up, in the engine thread: its only user. */
+static int ring_init(struct rengine *e)
+{
+    int rc = re_ring_init(&e->ring, e->max_inflight * 2 + 8);
     if (rc < 0)
         return rc;
     /* Blocking reads go to io-wq workers: keep them few. */

@@ -22,6 +22,10 @@ struct re_read {
     struct re_read *next;         /* e->mu: the engine's incoming list */
 };
 
+/* Sets up a ring for the calling thread alone (single issuer, deferred
+ * task run; a plain ring on kernels that refuse those). 0 or -errno. */
+int re_ring_init(struct io_uring *ring, unsigned entries);
+
 /* A read of size bytes at off from fd for req, counted in *mine and *busy
  * until answered. buf (size bytes, malloc'd) is taken over, or NULL: one
  * is allocated. NULL when out of memory (buf stays the caller's). */

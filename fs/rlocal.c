@@ -5,8 +5,9 @@
  * plain read in the worker (worker -> engine thread -> completion), and a
  * lone random reader waits for every one of them. A read the scheduler
  * would dispatch at once anyway (an agent without limits reading alone,
- * no volume cap: ops.c decides) is instead submitted by the worker to its
- * own ring; the worker goes back to its sessions and waits for their
+ * no volume cap, no other read in flight: ops.c decides) is instead
+ * submitted by the worker to its own ring; the worker goes back to its
+ * sessions and waits for their
  * requests and its reads' completions together (a poll of the sessions'
  * epoll set on the ring), and replies itself. The worker never blocks on
  * the read. The ring is the worker's alone (single issuer, deferred task
@@ -38,14 +39,7 @@ int rlocal_start(struct rengine *e, struct rlocal **out)
     struct rlocal *l = calloc(1, sizeof(*l));
     if (!l)
         return -ENOMEM;
-    struct io_uring_params p = {
-        .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-    };
-    int rc = io_uring_queue_init_params(RLOCAL_MAX * 2 + 2, &l->ring, &p);
-    if (rc == -EINVAL) {            /* an older kernel: a plain ring */
-        memset(&p, 0, sizeof(p));
-        rc = io_uring_queue_init_params(RLOCAL_MAX * 2 + 2, &l->ring, &p);
-    }
+    int rc = re_ring_init(&l->ring, RLOCAL_MAX * 2 + 2);
     if (rc < 0) {
         free(l);
         return rc;
