@@ -40,9 +40,8 @@ static struct dc_slot *find_locked(struct dircache *dc, enum ovl_layer l, const 
     return NULL;
 }
 
-int layer_dir(const struct ovl_fs *cfs, enum ovl_layer l, const char *rel)
+int layer_dir(struct ovl_fs *fs, enum ovl_layer l, const char *rel)
 {
-    struct ovl_fs *fs = (struct ovl_fs *)cfs;   /* the cache is not the view */
     struct dircache *dc = &fs->dcache;
     uint64_t gen = fs->merge_gen ? __atomic_load_n(fs->merge_gen, __ATOMIC_ACQUIRE) : 0;
     uint64_t hash = hash_rel(l, rel);

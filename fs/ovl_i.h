@@ -189,7 +189,7 @@ int  layer_index_fd(const struct ovl_fs *fs, enum ovl_layer l);
 /* O_PATH|O_DIRECTORY fd of the directory rel in layer l (the caller
  * closes it), from the view's cache when still valid (dircache.c);
  * -errno. */
-int  layer_dir(const struct ovl_fs *fs, enum ovl_layer l, const char *rel);
+int  layer_dir(struct ovl_fs *fs, enum ovl_layer l, const char *rel);
 /* Closes the cached descriptors (the view is closing). */
 void dircache_clear(struct ovl_fs *fs);
 bool layer_is_whiteout(const struct stat *st);

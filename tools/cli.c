@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void cli_err(const char *fmt, ...)
@@ -456,4 +457,34 @@ int cli_read_shaping_arg(const char *cmd, const char *opt, const char *arg,
         l->reserve_bps = v;
     }
     return CLI_EXIT_OK;
+}
+
+void cli_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+int cli_run_sub(const char *cmd, const struct cli_sub *subs, size_t n,
+                void (*usage)(FILE *out), int argc, char **argv)
+{
+    char names[256] = "";           /* "a", "a or b", "a, b or c" */
+    for (size_t i = 0; i < n; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof(names) - len, "%s%s", sep, subs[i].name);
+    }
+    if (argc < 2) {
+        cli_err("missing a subcommand: %s (see 'lanefs %s -h')", names, cmd);
+        return CLI_EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(sub, subs[i].name))
+            return subs[i].run(argc - 1, argv + 1);
+    return cli_usage_err(cmd, "unknown subcommand '%s' (%s)", sub, names);
 }

@@ -113,6 +113,21 @@ int cli_daemon_lock(const char *state);
  * STATE/daemon.lock (the pid from STATE/daemon.pid when readable). */
 void cli_daemon_busy(const char *state, const char *what);
 
+/* Sleeps ms milliseconds (polling loops of the commands). */
+void cli_sleep_ms(long ms);
+
+/* A subcommand of a command (`lanefs agent set`, `lanefs volume set`). */
+struct cli_sub {
+    const char *name;
+    int (*run)(int argc, char **argv);   /* argv[0] is the subcommand */
+};
+
+/* Runs the subcommand named by argv[1] among the n of subs, with argv from
+ * there; -h/--help prints usage. A missing or unknown subcommand is a usage
+ * error naming the ones there are. Returns the exit code. */
+int cli_run_sub(const char *cmd, const struct cli_sub *subs, size_t n,
+                void (*usage)(FILE *out), int argc, char **argv);
+
 /* Formats a byte count for people: "512", "1.5K", "20M" (powers of 1024). */
 void cli_fmt_size(char *buf, size_t len, unsigned long long bytes);
 

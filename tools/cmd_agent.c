@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fs/config.h"
@@ -224,12 +223,6 @@ static int agent_empty(const char *state, const char *agent, const char *sub)
     return rc;
 }
 
-static void agent_sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 static int agent_reset(int argc, char **argv)
 {
     const char *arg, *name;
@@ -264,7 +257,7 @@ static int agent_reset(int argc, char **argv)
                     "%s/%s", state, state, CTL_SOCK_NAME);
             goto out;
         }
-        agent_sleep_ms(100);
+        cli_sleep_ms(100);
     }
     if (lock >= 0 && agent_has_session_file(state, name)) {
         cli_err("agent %s has a session left by a daemon that died; run "
@@ -467,23 +460,11 @@ out:
 
 static int agent_run(int argc, char **argv)
 {
-    if (argc < 2) {
-        cli_err("missing a subcommand: reset, diff or set (see 'lanefs agent -h')");
-        return CLI_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
-        agent_usage(stdout);
-        return CLI_EXIT_OK;
-    }
-    if (!strcmp(sub, "reset"))
-        return agent_reset(argc - 1, argv + 1);
-    if (!strcmp(sub, "diff"))
-        return agent_diff(argc - 1, argv + 1);
-    if (!strcmp(sub, "set"))
-        return agent_set(argc - 1, argv + 1);
-    return cli_usage_err("agent", "unknown subcommand '%s' (reset, diff or set)",
-                         sub);
+    static const struct cli_sub subs[] = {
+        { "reset", agent_reset }, { "diff", agent_diff }, { "set", agent_set },
+    };
+    return cli_run_sub("agent", subs, sizeof(subs) / sizeof(subs[0]), agent_usage,
+                       argc, argv);
 }
 
 const struct cli_cmd cli_cmd_agent = {

@@ -125,12 +125,6 @@ out:
     return rc;
 }
 
-static void mount_sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 static long long mount_now_ms(void)
 {
     struct timespec ts;
@@ -173,7 +167,7 @@ static int mount_via_daemon(const struct lanefsd_serve_opts *o)
         }
         if (mount_now_ms() >= deadline)
             break;
-        mount_sleep_ms(MOUNT_RETRY_MS);
+        cli_sleep_ms(MOUNT_RETRY_MS);
     }
     if (rc == -EEXIST || rc == -EBUSY)
         cli_err("%s", e.msg);   /* the daemon names the mount point */

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <time.h>
 
 #include "fs/mountinfo.h"
 #include "tools/cli.h"
@@ -47,19 +46,13 @@ static int umount_orphan(const char *mp, const char *state, const char *why)
     return CLI_EXIT_FAIL;
 }
 
-static void umount_sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 /* Waits up to seconds for the daemon pid to go away. True when it did. */
 static bool umount_wait_exit(pid_t pid, int seconds)
 {
     for (long waited = 0; cli_pid_lanefs_alive(pid); waited += UMOUNT_POLL_MS) {
         if (waited >= seconds * 1000L)
             return false;
-        umount_sleep_ms(UMOUNT_POLL_MS);
+        cli_sleep_ms(UMOUNT_POLL_MS);
     }
     return true;
 }

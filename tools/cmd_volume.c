@@ -4,7 +4,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fs/config.h"
@@ -29,12 +28,6 @@ static void volume_usage(FILE *out)
 "                        agents together (50M, 1.5G; 0: no cap). Agents\n"
 "                        share what passes by their weights.\n"
 "  -h, --help            show this help\n", out);
-}
-
-static void volume_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
 }
 
 /* No daemon serves the volume: write volume.conf under the daemon lock, so
@@ -144,7 +137,7 @@ static int volume_set(int argc, char **argv)
                     state, state, CTL_SOCK_NAME);
             break;
         }
-        volume_sleep_ms(100);
+        cli_sleep_ms(100);
     }
 out:
     cJSON_Delete(req);
@@ -155,18 +148,8 @@ out:
 
 static int volume_run(int argc, char **argv)
 {
-    if (argc < 2) {
-        cli_err("missing a subcommand: set (see 'lanefs volume -h')");
-        return CLI_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
-        volume_usage(stdout);
-        return CLI_EXIT_OK;
-    }
-    if (!strcmp(sub, "set"))
-        return volume_set(argc - 1, argv + 1);
-    return cli_usage_err("volume", "unknown subcommand '%s' (set)", sub);
+    static const struct cli_sub subs[] = { { "set", volume_set } };
+    return cli_run_sub("volume", subs, 1, volume_usage, argc, argv);
 }
 
 const struct cli_cmd cli_cmd_volume = {
