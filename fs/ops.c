@@ -702,10 +702,10 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct ovl_handle *h = HANDLE(fi);
     struct cowmap *cow = __atomic_load_n(&h->cow, __ATOMIC_ACQUIRE);
     (void)ino;
+    __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
     if (cow && !cowmap_complete(cow)) {
         /* A lazy copy: each range from the layer that holds it. */
-        __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
         char *b = malloc(size ? size : 1);
         ssize_t n = b ? cowmap_read(cow, b, size, off) : -ENOMEM;
         if (n < 0)
@@ -717,8 +717,6 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     /* Shared data (the lower, the shared layer) is read by the engine, in
      * the order its scheduler gives; the worker goes back at once. */
-    __atomic_add_fetch(&fs->bytes_read, size, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&h->bytes_read, size, __ATOMIC_RELAXED);
     if (!cow && fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED) &&
         (read_alone(fs, h, req, size, off) ||
          rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size, NULL,

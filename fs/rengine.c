@@ -331,6 +331,8 @@ static void trace_dispatch(struct rengine *e, uint64_t agent, uint64_t bytes)
 
 void rengine_note_cached(struct rengine *e, uint64_t agent, uint64_t bytes)
 {
+    if (!e->trace)          /* set at start only: no atomics untraced */
+        return;
     __atomic_add_fetch(&e->tr_cached[agent % 8], 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&e->tr_cached_bytes[agent % 8], bytes, __ATOMIC_RELAXED);
 }

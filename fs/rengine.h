@@ -48,6 +48,8 @@ uint64_t *rengine_busy_counter(struct rengine *e);
  * volume-wide cap is set (then every read is to be scheduled, cached or
  * not). Any thread. */
 bool rengine_shared(struct rengine *e, uint64_t agent);
+/* Counts a read of agent answered from the page cache, for the trace
+ * (LANEFS_RENGINE_TRACE); nothing without one. */
 void rengine_note_cached(struct rengine *e, uint64_t agent, uint64_t bytes);
 
 /* A worker's own ring (fs/rlocal.c), for reads that need no scheduling. */
