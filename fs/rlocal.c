@@ -22,14 +22,14 @@
 #include "fs/rengine_i.h"
 
 #define TAG_POLL    UINT64_MAX      /* user_data of the poll of the epoll set */
-#define TAG_UNPOLL  (UINT64_MAX - 1)  /* ...and of its removal */
 #define RLOCAL_MAX  32u         /* reads on one worker's ring at once */
 
 struct rlocal {
     struct io_uring ring;
     uint64_t *busy;             /* the engine's count of reads */
     unsigned inflight;          /* reads on the ring */
-    bool polling;               /* the poll of the epoll set is on the ring */
+    bool polling;               /* the poll of the epoll set is on the ring
+                                 * (or fired, its completion not yet taken) */
 };
 
 static __thread struct rlocal *this_worker;
@@ -60,11 +60,9 @@ static bool reap(struct rlocal *l, const struct re_read *watch)
     io_uring_for_each_cqe(&l->ring, head, cqe) {
         n++;
         if (cqe->user_data == TAG_POLL) {
-            l->polling = false;     /* fired or removed */
+            l->polling = false;     /* fired, or cancelled at exit */
             continue;
         }
-        if (cqe->user_data == TAG_UNPOLL)
-            continue;
         struct re_read *r = io_uring_cqe_get_data(cqe);
         if (!re_read_progress(&l->ring, r, cqe->res))
             continue;               /* the rest of a short read is queued */
@@ -98,17 +96,9 @@ void rlocal_stop(struct rlocal *l)
 
 int rlocal_wait(struct rlocal *l, int epfd, struct epoll_event *ev)
 {
-    if (l && !l->inflight && l->polling) {
-        /* No read left to wait for: the poll goes, so that the ring holds
-         * no stale wake-up for the next read's wait. */
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
-        if (sqe) {
-            io_uring_prep_poll_remove(sqe, TAG_POLL);
-            io_uring_sqe_set_data64(sqe, TAG_UNPOLL);
-        }
-        io_uring_submit_and_get_events(&l->ring);
-        reap(l, NULL);
-    }
+    /* With no read on the ring the poll may stay armed: removing it would
+     * cost a ring entry per read. When it fires meanwhile, the next read's
+     * submission takes its stale completion (rengine_read_here). */
     if (!l || !l->inflight) {
         int n = epoll_wait(epfd, ev, 1, -1);
         return n < 0 ? -errno : n;
@@ -137,7 +127,7 @@ int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
 {
     struct rlocal *l = this_worker;
     if (!l || l->busy != rengine_busy_counter(e) || l->inflight >= RLOCAL_MAX ||
-        io_uring_sq_space_left(&l->ring) < 3)    /* a read, the poll, its removal */
+        io_uring_sq_space_left(&l->ring) < 2)    /* a read and the poll */
         return -EAGAIN;
     struct re_read *r = re_read_new(req, agent, fd, off, size, NULL, mine, l->busy);
     if (!r)
@@ -146,7 +136,9 @@ int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
 
     l->inflight++;
     /* The ring tries the read at once: from the page cache it completes
-     * here, and is answered here. Else the device starts on it now. */
-    io_uring_submit(&l->ring);
+     * here, and is answered here. Else the device starts on it now. Taking
+     * the events also takes a completion of a poll that fired while the
+     * worker waited in epoll, so the wait for this read arms a live one. */
+    io_uring_submit_and_get_events(&l->ring);
     return reap(l, r) ? 1 : 0;
 }
