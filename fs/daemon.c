@@ -265,7 +265,7 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
     /* The read engine, unless LANEFS_READ_ENGINE=off (reads then go
      * straight to the layer from the worker). */
     const char *re = getenv("LANEFS_READ_ENGINE");
-    if (!(re && !strcmp(re, "off")) && (rc = rengine_start(&d.vol.rengine, 8)) < 0) {
+    if (!(re && !strcmp(re, "off")) && (rc = rengine_start(&d.vol.rengine, 32)) < 0) {
         log_say("cannot start the read engine: %s; reading directly", strerror(-rc));
         d.vol.rengine = NULL;
     }

@@ -3,7 +3,8 @@
  * Workers hand reads over (rengine_read) and return at once. The engine
  * thread is the ring's only submitter: it moves new reads into the
  * scheduler, dispatches what the scheduler allows while fewer than
- * max_inflight reads are in the ring, and answers each completion with
+ * INFLIGHT_UNEQUAL reads (max_inflight when the agents reading are
+ * alike) are in the ring, and answers each completion with
  * fuse_reply_buf from its own thread (libfuse allows a reply from any
  * thread). Control calls (agent add/set/remove/stats) are commands the
  * engine thread carries out, so the scheduler needs no lock of its own. */
@@ -22,6 +23,12 @@
 #include "fs/rengine_i.h"
 
 #define TAG_WAKE UINT64_MAX       /* user_data of the eventfd read */
+/* Reads in the ring while the agents reading differ (sched_symmetric):
+ * few enough that the scheduler, not the device queue, orders them (with
+ * 32, agents were rarely backlogged in the engine and weights had little
+ * effect; a light reader's read waits behind all of them). Agents that
+ * are alike get max_inflight. */
+#define INFLIGHT_UNEQUAL 8u
 /* Pacing (sched_set_pacing): an agent may get up to PACE_LAG bytes (at
  * weight 100) ahead of its share of what a contending agent gets, and an
  * agent contends for PACE_IDLE_NS after its last read ended. 15 ms covers
@@ -353,7 +360,11 @@ static void *engine_main(void *arg)
     while (!stop) {
         uint64_t now = now_ns(), wait = UINT64_MAX, agent;
         stop = run_commands(e, now);
-        while (e->inflight < e->max_inflight) {
+        /* A short device queue only while it buys something (sched.h). */
+        unsigned bound = sched_symmetric(e->sched, now) ? e->max_inflight :
+                         e->max_inflight < INFLIGHT_UNEQUAL ? e->max_inflight :
+                                                              INFLIGHT_UNEQUAL;
+        while (e->inflight < bound) {
             struct sched_item *it = sched_next(e->sched, now, &wait, &agent);
             if (!it)
                 break;

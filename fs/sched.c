@@ -309,6 +309,25 @@ void sched_done(struct sched *s, uint64_t agent, uint64_t now_ns)
 
 /* ---- public ---- */
 
+bool sched_symmetric(struct sched *s, uint64_t now_ns)
+{
+    if (!s->lag_vt || s->vol.rate || s->nres)
+        return false;
+    uint32_t weight = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct agent *a = s->agents[i];
+        bool recent = a->head || a->inflight ||
+                      (a->last_done && now_ns < a->last_done + SCHED_RECENT_NS);
+        if (!recent)
+            continue;
+        if (!a->stream || a->lim.rate_bps || a->lim.iops || a->lim.reserve_bps ||
+            (weight && a->lim.weight != weight))
+            return false;
+        weight = a->lim.weight;
+    }
+    return true;
+}
+
 struct sched *sched_new(uint64_t volume_rate_bps)
 {
     struct sched *s = calloc(1, sizeof(*s));

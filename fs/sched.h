@@ -13,6 +13,7 @@
 #ifndef LANEFS_SCHED_H
 #define LANEFS_SCHED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SCHED_WEIGHT_DEFAULT 100
@@ -82,5 +83,17 @@ int  sched_stats(struct sched *s, uint64_t agent, struct sched_stats *out); /* 0
 void sched_set_pacing(struct sched *s, uint64_t lag_bytes, uint64_t idle_ns);
 /* A dispatched read of agent ended (with pacing on; a no-op otherwise). */
 void sched_done(struct sched *s, uint64_t agent, uint64_t now_ns);
+
+/* Whether the agents reading now are alike, so the order of their reads
+ * cannot change who gets what: with pacing on, every agent that has a read
+ * queued or in flight, or ended one in the last SCHED_RECENT_NS, is a
+ * stream (two reads outstanding since it joined) of one common weight with
+ * no limit and no reservation, and there is no volume cap. A light reader
+ * (one read at a time) or different weights make it false. The caller may
+ * then let more reads into the device: a short device queue buys latency
+ * for light readers and weight for unequal streams, and otherwise only
+ * costs throughput. False with pacing off (nothing is tracked). */
+#define SCHED_RECENT_NS 1000000000ULL
+bool sched_symmetric(struct sched *s, uint64_t now_ns);
 
 #endif

@@ -15,7 +15,10 @@
 #                 weights 100/200/300 (`lanefs agent set`), the peers have
 #                 no weights, so their index is over the same weights
 #   limit         (lanefs) l1 with --read-rate NOISY_LIMIT streams next to
-#                 the heavy agent
+#                 the heavy agent, with NOISY_JOBS readers like it: a cap is
+#                 measured on an agent that always has a read waiting, else
+#                 its own round trips behind the heavy agent's reads, not
+#                 the cap, set its rate
 #   volume cap    (lanefs) heavy and l1 stream under `lanefs volume set
 #                 --volume-read-rate NOISY_VOLCAP`; their sum against the cap
 #   unshaped      (lanefs) heavy-alone with LANEFS_READ_ENGINE=off in the
@@ -233,10 +236,16 @@ jain() {
         function idx(v, m,   i, a, b) { a = b = 0
             for (i = 1; i <= m; i++) { a += v[i]; b += v[i] * v[i] }
             return b > 0 ? a * a / (m * b) : 0 }
-        END { o = idx(tot, n); worst = 1
-              for (t = 0; t < secs; t++) { for (i = 1; i <= n; i++) x[i] = s[i, t]
-                                            j = idx(x, n); if (j < worst) worst = j }
-              printf "%.3f %.3f\n", o, worst }' "$@"
+        END { o = idx(tot, n); worst = 1; at = "none"
+              for (t = 0; t < secs; t++) {
+                  for (i = 1; i <= n; i++) x[i] = s[i, t]
+                  j = idx(x, n)
+                  if (j < worst) {
+                      worst = j; at = "second " t ":"
+                      for (i = 1; i <= n; i++) at = at sprintf(" %.1f", x[i] * W[i] / 1048576)
+                      at = at " MiB"
+                  } }
+              printf "%.3f %.3f %s\n", o, worst, at }' "$@"
 }
 
 run_phases() {
@@ -262,8 +271,9 @@ run_phases() {
     drop_caches
     for k in 0 1 2; do start "jain$k" "${agents3[$k]}" seq "$JOBS" $(files_of "$k"); done
     wait_all
-    local jo jw
-    read -r jo jw < <(jain "$WORK/out/jain0" "$WORK/out/jain1" "$WORK/out/jain2")
+    local jo jw jat
+    read -r jo jw jat < <(jain "$WORK/out/jain0" "$WORK/out/jain1" "$WORK/out/jain2")
+    log "[$sys] Jain $jo overall, worst window $jw ($jat)"
     R["$sys|jain"]=$jo
     R["$sys|jain-worst"]=$jw
     R["$sys|jain-mb"]="$(mbps jain0)/$(mbps jain1)/$(mbps jain2)"
@@ -274,7 +284,7 @@ run_phases() {
         log "[$sys] l1 limited to $LIMIT next to the heavy agent"
         "$LANEFS" agent set "$STATE" l1 --read-rate "$LIMIT" >/dev/null
         drop_caches
-        start lim-heavy heavy seq "$JOBS" $(files_of 0); start lim l1 seq 2 $(files_of 1)
+        start lim-heavy heavy seq "$JOBS" $(files_of 0); start lim l1 seq "$JOBS" $(files_of 1)
         wait_all
         "$LANEFS" agent set "$STATE" l1 --read-rate 0 >/dev/null
         # The first second holds the bucket's burst (one second of the

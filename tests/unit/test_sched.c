@@ -700,6 +700,52 @@ static void three_streams(bool pace, double sh[3], double *total)
     shares(1 * SEC, 31 * SEC, sh, total);
 }
 
+/* sched_symmetric: yes for alike streams; no with a light reader among
+ * them (until SCHED_RECENT_NS after its last read), a different weight, a
+ * limit, a reservation, a volume cap, or pacing off. */
+Test(sched, symmetric_only_while_the_agents_reading_are_alike)
+{
+    sim_init(0, 100 * MiB, 0, 16);
+    pacing_on();
+    for (int i = 0; i < 2; i++)
+        closed_loop(sim_agent((uint64_t)i + 1, 100, 0, 0, 0, 128 * KiB), 2, 100000);
+    sim_run(1 * SEC);
+    cr_assert(sched_symmetric(S.s, S.now), "two alike streams");
+
+    int light = sim_agent(3, 100, 0, 0, 0, 4 * KiB);   /* one read per 20 ms */
+    closed_loop(light, 1, 20 * MS);
+    sim_run(2 * SEC);
+    cr_assert(S.a[light].reads > 10, "the light reader read %llu times",
+              (unsigned long long)S.a[light].reads);
+    cr_assert(!sched_symmetric(S.s, S.now), "a light reader among the streams");
+    S.a[light].on = false;
+    sim_run(2 * SEC + SCHED_RECENT_NS / 2);
+    cr_assert(!sched_symmetric(S.s, S.now), "half the window after the light reader stopped");
+    sim_run(2 * SEC + SCHED_RECENT_NS + 100 * MS);
+    cr_assert(sched_symmetric(S.s, S.now), "a window after the light reader stopped");
+
+    static const struct sched_limits unlike[] = {
+        { .weight = 200 }, { .rate_bps = 500 * MiB }, { .iops = 100000 },
+        { .reserve_bps = 10 * MiB },
+    };
+    const struct sched_limits plain = { .weight = 100 };
+    for (size_t i = 0; i < sizeof(unlike) / sizeof(unlike[0]); i++) {
+        cr_assert_eq(sched_agent_set(S.s, 2, &unlike[i]), 0);
+        sim_run(S.now + 10 * MS);
+        cr_assert(!sched_symmetric(S.s, S.now), "agent 2 with limits #%zu", i);
+        cr_assert_eq(sched_agent_set(S.s, 2, &plain), 0);
+        sim_run(S.now + 10 * MS);
+        cr_assert(sched_symmetric(S.s, S.now), "agent 2 back to plain after #%zu", i);
+    }
+    sched_set_volume_rate(S.s, 1 * GiB);
+    cr_assert(!sched_symmetric(S.s, S.now), "a volume cap");
+    sched_set_volume_rate(S.s, 0);
+    cr_assert(sched_symmetric(S.s, S.now), "the cap lifted");
+    sched_set_pacing(S.s, 0, 0);
+    cr_assert(!sched_symmetric(S.s, S.now), "pacing off");
+    sim_fini();
+}
+
 Test(sched, pacing_gives_weights_to_closed_loop_readers)
 {
     double sh[3], t, sh0[3], t0;
