@@ -45,6 +45,7 @@ struct agent {
     uint64_t vt;        /* service: bytes * VT_UNIT / weight */
     uint32_t inflight;  /* dispatched, not yet done */
     bool stream;        /* had two reads outstanding since it joined */
+    uint64_t stream_ns; /* when it last asked with a read outstanding */
     uint64_t last_done; /* when its last read ended */
 };
 
@@ -320,7 +321,11 @@ bool sched_symmetric(struct sched *s, uint64_t now_ns)
                       (a->last_done && now_ns < a->last_done + SCHED_RECENT_NS);
         if (!recent)
             continue;
-        if (!a->stream || a->lim.rate_bps || a->lim.iops || a->lim.reserve_bps ||
+        /* A stream whose reads are answered quickly may have paused
+         * contending in between; it is one if it had two reads
+         * outstanding lately. */
+        bool stream = a->stream_ns && now_ns < a->stream_ns + SCHED_RECENT_NS;
+        if (!stream || a->lim.rate_bps || a->lim.iops || a->lim.reserve_bps ||
             (weight && a->lim.weight != weight))
             return false;
         weight = a->lim.weight;
@@ -431,8 +436,10 @@ int sched_enqueue(struct sched *s, uint64_t agent, struct sched_item *it, uint64
             pace_join(s, a, now_ns);
             a->stream = false;
         }
-        if (a->head || a->inflight)
+        if (a->head || a->inflight) {
             a->stream = true;
+            a->stream_ns = now_ns ? now_ns : 1;
+        }
     }
     if (a->tail)
         a->tail->next = it;

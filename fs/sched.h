@@ -87,7 +87,7 @@ void sched_done(struct sched *s, uint64_t agent, uint64_t now_ns);
 /* Whether the agents reading now are alike, so the order of their reads
  * cannot change who gets what: with pacing on, every agent that has a read
  * queued or in flight, or ended one in the last SCHED_RECENT_NS, is a
- * stream (two reads outstanding since it joined) of one common weight with
+ * stream (had two reads outstanding in that time) of one common weight with
  * no limit and no reservation, and there is no volume cap. A light reader
  * (one read at a time) or different weights make it false. The caller may
  * then let more reads into the device: a short device queue buys latency

@@ -746,6 +746,30 @@ Test(sched, symmetric_only_while_the_agents_reading_are_alike)
     sim_fini();
 }
 
+/* A stream counts as one while it had two reads outstanding within the
+ * last SCHED_RECENT_NS (so also across the pauses that make it rejoin);
+ * one that has kept a single read outstanding for longer is a light
+ * reader. */
+Test(sched, symmetric_counts_a_stream_by_its_recent_reads)
+{
+    sim_init(0, 100 * MiB, 0, 16);
+    pacing_on();
+    closed_loop(sim_agent(1, 100, 0, 0, 0, 128 * KiB), 2, 100000);
+    int b = sim_agent(2, 100, 0, 0, 0, 128 * KiB);
+    closed_loop(b, 2, 100000);
+    sim_run(1 * SEC);
+    cr_assert(sched_symmetric(S.s, S.now), "two streams");
+    closed_loop(b, 1, 100000);
+    uint64_t since = S.now, reads = S.a[b].reads;
+    sim_run(since + SCHED_RECENT_NS / 3);
+    cr_assert(sched_symmetric(S.s, S.now), "a third of the window after its last two at once");
+    sim_run(since + SCHED_RECENT_NS + 100 * MS);
+    cr_assert(S.a[b].reads > reads + 100, "agent b read %llu times with one outstanding",
+              (unsigned long long)(S.a[b].reads - reads));
+    cr_assert(!sched_symmetric(S.s, S.now), "one read at a time for a whole window");
+    sim_fini();
+}
+
 Test(sched, pacing_gives_weights_to_closed_loop_readers)
 {
     double sh[3], t, sh0[3], t0;
