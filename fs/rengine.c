@@ -29,6 +29,14 @@
  * effect; a light reader's read waits behind all of them). Agents that
  * are alike get max_inflight. */
 #define INFLIGHT_UNEQUAL 8u
+/* Reads this large are done by io_uring's workers (IOSQE_ASYNC), several
+ * at once, instead of first by the engine thread at submission: copying a
+ * large read out of the page cache would hold up every other agent's
+ * submissions and answers behind it. The engine thread keeps the reply.
+ * Small reads stay inline, where a worker's hand-off would cost more than
+ * the copy. 8 agents streaming a cold file at once: 734-919 MB/s (median
+ * 881) against 607-974 (726) inline, 5 alternating rounds. */
+#define OFFLOAD_MIN (128u * 1024)
 /* Pacing (sched_set_pacing): an agent may get up to PACE_LAG bytes (at
  * weight 100) ahead of its share of what a contending agent gets, and an
  * agent contends for PACE_IDLE_NS after its last read ended. 15 ms covers
@@ -138,6 +146,8 @@ bool re_read_submit(struct io_uring *ring, struct re_read *r)
     io_uring_prep_read(sqe, r->fd, r->buf + r->got, (unsigned)(r->size - r->got),
                        (uint64_t)r->off + r->got);
     io_uring_sqe_set_data(sqe, r);
+    if (r->offload)
+        sqe->flags |= IOSQE_ASYNC;
     return true;
 }
 
@@ -561,6 +571,7 @@ int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
     struct re_read *r = re_read_new(req, agent, fd, off, size, buf, mine, &e->busy);
     if (!r)
         return -ENOMEM;
+    r->offload = size >= OFFLOAD_MIN;
     pthread_mutex_lock(&e->mu);
     if (e->in_tail)
         e->in_tail->next = r;

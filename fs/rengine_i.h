@@ -19,6 +19,7 @@ struct re_read {
     char *buf;
     uint64_t *mine;               /* atomic: the agent's reads in the engine */
     uint64_t *busy;               /* atomic: everyone's */
+    bool offload;                 /* read by io_uring's workers (IOSQE_ASYNC) */
     struct re_read *next;         /* e->mu: the engine's incoming list */
 };
 
