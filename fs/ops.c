@@ -719,7 +719,7 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
      * the order its scheduler gives; the worker goes back at once. */
     if (!cow && fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED) &&
         (read_alone(fs, h, req, size, off) ||
-         rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size, NULL,
+         rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size,
                       &fs->in_engine) == 0))
         return;
     /* Not shared data, or the engine could not take it: read here. */

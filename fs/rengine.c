@@ -115,13 +115,10 @@ static void arm_wake(struct rengine *e)
 }
 
 struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
-                            size_t size, char *buf, uint64_t *mine, uint64_t *busy)
+                            size_t size, uint64_t *mine, uint64_t *busy)
 {
     struct re_read *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    r->buf = buf ? buf : malloc(size ? size : 1);
-    if (!r->buf) {
+    if (!r || !(r->buf = malloc(size ? size : 1))) {
         free(r);
         return NULL;
     }
@@ -371,9 +368,9 @@ static void *engine_main(void *arg)
         uint64_t now = now_ns(), wait = UINT64_MAX, agent;
         stop = run_commands(e, now);
         /* A short device queue only while it buys something (sched.h). */
-        unsigned bound = sched_symmetric(e->sched, now) ? e->max_inflight :
-                         e->max_inflight < INFLIGHT_UNEQUAL ? e->max_inflight :
-                                                              INFLIGHT_UNEQUAL;
+        unsigned bound = e->max_inflight;
+        if (bound > INFLIGHT_UNEQUAL && !sched_symmetric(e->sched, now))
+            bound = INFLIGHT_UNEQUAL;
         while (e->inflight < bound) {
             struct sched_item *it = sched_next(e->sched, now, &wait, &agent);
             if (!it)
@@ -566,9 +563,9 @@ bool rengine_shared(struct rengine *e, uint64_t agent)
 }
 
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                 off_t off, size_t size, char *buf, uint64_t *mine)
+                 off_t off, size_t size, uint64_t *mine)
 {
-    struct re_read *r = re_read_new(req, agent, fd, off, size, buf, mine, &e->busy);
+    struct re_read *r = re_read_new(req, agent, fd, off, size, mine, &e->busy);
     if (!r)
         return -ENOMEM;
     r->offload = size >= OFFLOAD_MIN;

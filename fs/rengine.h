@@ -35,15 +35,13 @@ int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *
 
 /* Queues a read of size bytes at off from fd for req of agent; the engine
  * replies to req. *mine (the agent's count of reads in the engine) goes up
- * now and down when the read is answered. buf (size bytes, malloc'd) is
- * taken over, or NULL: the engine allocates one. 0, or -errno (the caller
- * replies, and buf stays its own). */
+ * now and down when the read is answered. 0, or -errno (the caller
+ * replies). */
 int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                  off_t off, size_t size, char *buf, uint64_t *mine);
+                  off_t off, size_t size, uint64_t *mine);
 /* Reads in the engine (queued or in flight, and on the workers' own
  * rings), all agents together. */
 uint64_t rengine_busy(const struct rengine *e);
-uint64_t *rengine_busy_counter(struct rengine *e);
 /* Notes a read of agent; true while several agents read at once or a
  * volume-wide cap is set (then every read is to be scheduled, cached or
  * not). Any thread. */

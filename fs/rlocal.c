@@ -129,7 +129,7 @@ int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
     if (!l || l->busy != rengine_busy_counter(e) || l->inflight >= RLOCAL_MAX ||
         io_uring_sq_space_left(&l->ring) < 2)    /* a read and the poll */
         return -EAGAIN;
-    struct re_read *r = re_read_new(req, agent, fd, off, size, NULL, mine, l->busy);
+    struct re_read *r = re_read_new(req, agent, fd, off, size, mine, l->busy);
     if (!r)
         return -ENOMEM;
     re_read_submit(&l->ring, r);            /* room checked above */

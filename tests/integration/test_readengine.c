@@ -10,6 +10,7 @@
 #include "harness.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -675,9 +676,9 @@ TEST_R(lone_agent_reads_on_worker_rings_are_right)
         free(want[i]);
 }
 
-/* Two agents reading at once share the volume: their reads are scheduled,
- * not read on the workers' rings. */
-TEST_R(two_agents_reading_at_once_are_scheduled)
+/* Agents a and b each read their own 24 MiB lower file at once, cold, and
+ * get the right bytes. */
+static void two_agents_read_at_once(void)
 {
     unsigned char *wa = make_file(h_str("%s/ba", H.lower), 24 * MIB, 51);
     unsigned char *wb = make_file(h_str("%s/bb", H.lower), 24 * MIB, 52);
@@ -694,12 +695,56 @@ TEST_R(two_agents_reading_at_once_are_scheduled)
         kill(cb, SIGKILL), waitpid(cb, NULL, 0);
     cr_assert_eq(code_a, 0, "agent a's readers: status %d", code_a);
     cr_assert_eq(code_b, 0, "agent b's readers: status %d", code_b);
+    free(wa);
+    free(wb);
+}
+
+/* Two agents reading at once share the volume: their reads are scheduled,
+ * not read on the workers' rings. */
+TEST_R(two_agents_reading_at_once_are_scheduled)
+{
+    two_agents_read_at_once();
     cr_assert(scheduled_reads("a") > 0 && scheduled_reads("b") > 0,
               "reading at once, a had %.0f and b %.0f scheduled reads (direct: %.0f, %.0f)",
               scheduled_reads("a"), scheduled_reads("b"), read_field("a", "direct_reads"),
               read_field("b", "direct_reads"));
-    free(wa);
-    free(wb);
+}
+
+/* Threads of process pid whose name starts with prefix. */
+static int threads_named(pid_t pid, const char *prefix)
+{
+    char *dir = h_str("/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot list %s: %s", dir, strerror(errno));
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.')
+            continue;
+        char comm[64] = "";
+        FILE *f = fopen(h_str("%s/%s/comm", dir, de->d_name), "re");
+        if (f) {
+            if (!fgets(comm, sizeof(comm), f))
+                comm[0] = '\0';
+            fclose(f);
+        }
+        n += strncmp(comm, prefix, strlen(prefix)) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Large scheduled reads are done by io_uring's workers (IOSQE_ASYNC), not
+ * copied by the engine thread at submission: the daemon has io-wq threads
+ * right after (idle ones outlive the reads by a while). */
+TEST_R(large_scheduled_reads_go_to_io_uring_workers)
+{
+    two_agents_read_at_once();
+    pid_t dpid = h_daemon_pid();
+    cr_assert(dpid > 0, "no daemon pid");
+    cr_assert(scheduled_reads("a") > 0, "no read of agent a was scheduled");
+    int n = threads_named(dpid, "iou-wrk-");
+    cr_assert(n > 0, "the daemon has no io_uring worker after %.0f scheduled reads",
+              scheduled_reads("a") + scheduled_reads("b"));
 }
 
 /* A lazy unmount while a lone agent's reads are on the workers' rings: the
