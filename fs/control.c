@@ -26,6 +26,7 @@
 #include "fs/events.h"
 #include "fs/leaseops.h"
 #include "fs/log.h"
+#include "fs/prefetch.h"
 #include "fs/rengine.h"
 #include "locks/lease.h"
 
@@ -302,6 +303,24 @@ static cJSON *handles_json(struct session *s)
     return a;
 }
 
+/* The lower prefetch's counts (prefetch.h); null when it is off. */
+static void status_prefetch(struct daemon *d, cJSON *r)
+{
+    struct prefetch_stats ps;
+    if (!d->vol.prefetch) {
+        cJSON_AddNullToObject(r, "prefetch");
+        return;
+    }
+    prefetch_get_stats(d->vol.prefetch, &ps);
+    cJSON *o = cJSON_AddObjectToObject(r, "prefetch");
+    cJSON_AddNumberToObject(o, "queued", (double)ps.queued);
+    cJSON_AddNumberToObject(o, "dirs", (double)ps.dirs);
+    cJSON_AddNumberToObject(o, "entries", (double)ps.entries);
+    cJSON_AddNumberToObject(o, "followed", (double)ps.followed);
+    cJSON_AddNumberToObject(o, "skipped", (double)ps.skipped);
+    cJSON_AddNumberToObject(o, "dropped", (double)ps.dropped);
+}
+
 static void op_status(struct daemon *d, struct conn *c)
 {
     time_t now = time(NULL);
@@ -310,8 +329,9 @@ static void op_status(struct daemon *d, struct conn *c)
     cJSON_AddStringToObject(r, "state", d->vol.state_dir);
     cJSON_AddNumberToObject(r, "started", (double)d->started);
     cJSON_AddNumberToObject(r, "uptime_s", (double)(now - d->started));
-    /* loop, control, workers, and the engine and journal threads */
+    /* loop, control, workers, and the engine, prefetch and journal threads */
     cJSON_AddNumberToObject(r, "threads", d->nworkers + 2 + (d->vol.rengine ? 1 : 0) +
+                                          (d->vol.prefetch ? 1 : 0) +
                                           (d->vol.journal ? 1 : 0));
     cJSON *a = cJSON_AddArrayToObject(r, "agents");
     pthread_mutex_lock(&d->lock);
@@ -320,6 +340,7 @@ static void op_status(struct daemon *d, struct conn *c)
         cJSON_AddNumberToObject(r, "volume_read_rate", (double)d->vol.cfg.volume_read_rate);
     else
         cJSON_AddNullToObject(r, "volume_read_rate");
+    status_prefetch(d, r);
     for (struct session *s = d->sessions; s; s = s->next) {
         if (s->ended)
             continue;

@@ -21,6 +21,7 @@
 #include "fs/daemon_i.h"
 #include "fs/log.h"
 #include "fs/ops.h"
+#include "fs/prefetch.h"
 #include "fs/recover.h"
 #include "fs/rengine.h"
 #include "fs/view.h"
@@ -271,6 +272,14 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
     }
     if (d.vol.rengine && d.vol.cfg.volume_read_rate)
         rengine_set_volume_rate(d.vol.rengine, d.vol.cfg.volume_read_rate);
+    /* Lower directories warmed ahead of a walk (prefetch.h), unless
+     * LANEFS_PREFETCH=off; without it, walks are only slower. */
+    const char *pf = getenv("LANEFS_PREFETCH");
+    if (!(pf && !strcmp(pf, "off")) &&
+        (rc = prefetch_start(&d.vol.prefetch, d.vol.lower_fd)) < 0) {
+        log_say("cannot start the lower prefetch: %s; serving without it", strerror(-rc));
+        d.vol.prefetch = NULL;
+    }
     if ((threads = true, rc = loop_start_workers(&d)) < 0) {
         snprintf(err, sizeof(err), "cannot start the daemon: %s", strerror(-rc));
         goto out_threads;
@@ -320,6 +329,8 @@ out_threads:
     }
     rengine_stop(d.vol.rengine);     /* every agent is gone by now */
     d.vol.rengine = NULL;
+    prefetch_stop(d.vol.prefetch);
+    d.vol.prefetch = NULL;
     journal_close(d.vol.journal);    /* after every session has ended */
     d.vol.journal = NULL;
     remove_runtime_files(&d);

@@ -68,15 +68,13 @@ void ovl_unlock(struct ovl_fs *fs)
     pthread_rwlock_unlock(&fs->ns_lock);
 }
 
-int layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
-               int flags, mode_t mode)
+int layer_openat(int root, const char *rel, int flags, mode_t mode)
 {
     struct open_how how = {
         .flags = (uint64_t)(flags | O_CLOEXEC),
         .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
-    int root = layer_root_fd(fs, l);
     if (root < 0)
         return -EINVAL;
     long fd = syscall(SYS_openat2, root, rel[0] ? rel : ".", &how, sizeof(how));
@@ -85,6 +83,29 @@ int layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
         return errno == ELOOP ? -ENOENT : -errno;
     }
     return (int)fd;
+}
+
+DIR *layer_opendir(int root, const char *rel, bool noatime, int *rc)
+{
+    int fd = layer_openat(root, rel, O_RDONLY | O_DIRECTORY | (noatime ? O_NOATIME : 0), 0);
+    if (fd == -EPERM && noatime)    /* O_NOATIME on a directory not ours */
+        fd = layer_openat(root, rel, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0) {
+        *rc = fd;
+        return NULL;
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        *rc = -errno;
+        close(fd);
+    }
+    return d;
+}
+
+int layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
+               int flags, mode_t mode)
+{
+    return layer_openat(layer_root_fd(fs, l), rel, flags, mode);
 }
 
 void layer_spread_subdirs(const char *path)

@@ -22,6 +22,7 @@
 #include "fs/events.h"
 #include "fs/leaseops.h"
 #include "fs/lockops.h"
+#include "fs/prefetch.h"
 #include "fs/rengine.h"
 #include "fs/ops.h"
 
@@ -882,6 +883,26 @@ static void ovl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     }
 }
 
+/* A listing with attributes is a walker's (find, ls -l, du): the
+ * subdirectories it names are warmed in the lower for the walker's next
+ * steps (prefetch.h), the first named first, when the directory merges the
+ * lower. */
+static void prefetch_subdirs(struct ovl_fs *fs, const char *prel,
+                             const struct ovl_dir *d)
+{
+    char rel[PATH_MAX];
+    prefetch_listed(fs->vol->prefetch, prel);
+    if (!d->lower_merge)
+        return;                 /* nothing of the lower below it */
+    for (size_t i = d->n; i-- > 0;) {
+        const struct ovl_dirent *de = &d->ents[i];
+        if (de->type != DT_DIR || !strcmp(de->name, ".") || !strcmp(de->name, ".."))
+            continue;
+        if (ovl_join(rel, sizeof(rel), prel, de->name) == 0)
+            prefetch_dir(fs->vol->prefetch, rel);
+    }
+}
+
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
                            off_t off, struct fuse_file_info *fi, bool plus)
 {
@@ -904,6 +925,8 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
         rc = ovl_dir_snapshot(fs, n, &dh->d);   /* start or rewinddir */
     if (rc == 0 && plus)
         rc = node_path(n, prel, sizeof(prel));
+    if (rc == 0 && plus && off == 0)
+        prefetch_subdirs(fs, prel, &dh->d);
     for (size_t i = (size_t)off; rc == 0 && i < dh->d.n; i++) {
         const struct ovl_dirent *de = &dh->d.ents[i];
         struct stat st = { .st_ino = de->ino, .st_mode = (mode_t)de->type << 12 };

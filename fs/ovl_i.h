@@ -22,6 +22,7 @@
 #ifndef LANEFS_OVL_I_H
 #define LANEFS_OVL_I_H
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -180,7 +181,13 @@ int  layer_root_fd(const struct ovl_fs *fs, enum ovl_layer l);
  * agent's top-level directories then do not all pile into one block
  * group. Best effort: errors are ignored. */
 void layer_spread_subdirs(const char *path);
-/* openat2 below the root of layer l with no symlink followed; -errno. */
+/* openat2 of rel below the directory root with no symlink followed (one
+ * met on the way is -ENOENT); the fd or -errno. */
+int  layer_openat(int root, const char *rel, int flags, mode_t mode);
+/* Opens directory rel below root for listing, with O_NOATIME when asked
+ * and allowed; the stream, or NULL with -errno in *rc. */
+DIR *layer_opendir(int root, const char *rel, bool noatime, int *rc);
+/* layer_openat below the root of layer l. */
 int  layer_open(const struct ovl_fs *fs, enum ovl_layer l, const char *rel,
                 int flags, mode_t mode);
 /* Scratch dir and hard-link index on the same filesystem as layer l. */
@@ -334,6 +341,7 @@ struct ovl_dirent {
 struct ovl_dir {
     struct ovl_dirent *ents;  /* snapshot, "." and ".." first */
     size_t n;
+    bool lower_merge;         /* the lower's entries show through */
     pthread_mutex_t lock;     /* serialises refreshes of this handle */
 };
 /* Builds the merged listing of dir node n. Caller holds ns_lock (read). */

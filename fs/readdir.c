@@ -80,20 +80,13 @@ static bool layer_serves(enum ovl_layer l, enum pclass c)
 static int read_layer(struct ovl_fs *fs, enum ovl_layer l, const char *rel,
                       struct raw_list *out)
 {
-    int flags = O_RDONLY | O_DIRECTORY | (l == OVL_LOWER ? O_NOATIME : 0);
-    int fd = layer_open(fs, l, rel, flags, 0);
-    if (fd == -EPERM)
-        fd = layer_open(fs, l, rel, O_RDONLY | O_DIRECTORY, 0);
-    if (fd == -ENOENT || fd == -ENOTDIR)
-        return 0;               /* nothing of this dir in that layer */
-    if (fd < 0)
-        return fd;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -errno;
-    }
     int rc = 0;
+    DIR *d = layer_opendir(layer_root_fd(fs, l), rel, l == OVL_LOWER, &rc);
+    if (rc == -ENOENT || rc == -ENOTDIR)
+        return 0;               /* nothing of this dir in that layer */
+    if (!d)
+        return rc;
+    int fd = dirfd(d);
     struct dirent *de;
     char path[PATH_MAX];
     while ((de = readdir(d))) {
@@ -201,6 +194,7 @@ int ovl_dir_snapshot(struct ovl_fs *fs, struct ovl_node *n, struct ovl_dir *d)
     if (!S_ISDIR(e.st.st_mode))
         return -ENOTDIR;
     ovl_dir_clear(d);
+    d->lower_merge = e.lower_merge;
     rc = snap_add(d, ".", n->ino, DT_DIR);
     if (rc == 0)
         rc = snap_add(d, "..", n->parent ? n->parent->ino : n->ino, DT_DIR);

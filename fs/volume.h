@@ -16,6 +16,7 @@ struct lk_waiter;
 struct lease_table;
 struct journal;
 struct rengine;
+struct prefetch;
 
 struct volume {
     char *state_dir;          /* absolute */
@@ -35,6 +36,7 @@ struct volume {
     struct lease_table *leases;     /* advisory leases of every view */
     struct journal *journal;  /* the daemon's event journal; NULL: none */
     struct rengine *rengine;  /* reads of shared data; NULL: read directly */
+    struct prefetch *prefetch;      /* warms lower directories; NULL: none */
     pthread_mutex_t lk_wait_mu;
     struct lk_waiter *lk_waiters;   /* lk_wait_mu: parked lock requests */
 };

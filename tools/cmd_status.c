@@ -191,6 +191,10 @@ static int status_print_human(const char *state, const cJSON *r)
     } else if (cJSON_IsNumber(vr)) {
         printf("volume read cap: none\n");
     }
+    const cJSON *pf = cJSON_GetObjectItemCaseSensitive(r, "prefetch");
+    if (cJSON_IsObject(pf))
+        printf("lower prefetch: %llu directories warmed (%llu entries), %llu followed by a walk\n",
+               status_ull(pf, "dirs"), status_ull(pf, "entries"), status_ull(pf, "followed"));
     if (n == 0)
         return CLI_EXIT_OK;
     if (tbl_init(&t, sizeof(head) / sizeof(head[0]), head) < 0) {
