@@ -80,7 +80,6 @@ struct rengine {
     struct re_cmd *removing;      /* engine thread: waits for in-flight reads */
     struct flight *flights;       /* engine thread: in-flight reads per agent */
     unsigned n_flights;           /* engine thread */
-    uint64_t busy;                /* atomic: reads in the engine */
     uint64_t last_agent, last_ns; /* atomic: the latest read's agent and time */
     uint64_t shared_until;        /* atomic: agents read together until then */
     bool volume_capped;           /* atomic: a volume-wide read cap is set */
@@ -115,7 +114,7 @@ static void arm_wake(struct rengine *e)
 }
 
 struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
-                            size_t size, uint64_t *mine, uint64_t *busy)
+                            size_t size, uint64_t *mine)
 {
     struct re_read *r = calloc(1, sizeof(*r));
     if (!r || !(r->buf = malloc(size ? size : 1))) {
@@ -129,9 +128,7 @@ struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
     r->size = size;
     r->agent = agent;
     r->mine = mine;
-    r->busy = busy;
     __atomic_add_fetch(mine, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(busy, 1, __ATOMIC_RELAXED);
     return r;
 }
 
@@ -159,7 +156,6 @@ bool re_read_progress(struct io_uring *ring, struct re_read *r, int res)
 void re_read_answer(struct re_read *r, int res)
 {
     __atomic_sub_fetch(r->mine, 1, __ATOMIC_RELAXED);
-    __atomic_sub_fetch(r->busy, 1, __ATOMIC_RELAXED);
     if (res < 0)
         fuse_reply_err(r->req, -res);
     else
@@ -535,15 +531,6 @@ int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *o
     return rc;
 }
 
-uint64_t rengine_busy(const struct rengine *e)
-{
-    return __atomic_load_n(&e->busy, __ATOMIC_RELAXED);
-}
-
-uint64_t *rengine_busy_counter(struct rengine *e)
-{
-    return &e->busy;
-}
 
 bool rengine_shared(struct rengine *e, uint64_t agent)
 {
@@ -565,7 +552,7 @@ bool rengine_shared(struct rengine *e, uint64_t agent)
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
                  off_t off, size_t size, uint64_t *mine)
 {
-    struct re_read *r = re_read_new(req, agent, fd, off, size, mine, &e->busy);
+    struct re_read *r = re_read_new(req, agent, fd, off, size, mine);
     if (!r)
         return -ENOMEM;
     r->offload = size >= OFFLOAD_MIN;

@@ -39,9 +39,6 @@ int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *
  * replies). */
 int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
                   off_t off, size_t size, uint64_t *mine);
-/* Reads in the engine (queued or in flight, and on the workers' own
- * rings), all agents together. */
-uint64_t rengine_busy(const struct rengine *e);
 /* Notes a read of agent; true while several agents read at once or a
  * volume-wide cap is set (then every read is to be scheduled, cached or
  * not). Any thread. */

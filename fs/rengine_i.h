@@ -18,23 +18,18 @@ struct re_read {
     uint64_t agent;
     char *buf;
     uint64_t *mine;               /* atomic: the agent's reads in the engine */
-    uint64_t *busy;               /* atomic: everyone's */
     bool offload;                 /* read by io_uring's workers (IOSQE_ASYNC) */
     struct re_read *next;         /* e->mu: the engine's incoming list */
 };
-
-/* The engine's count of reads (rengine_busy), which reads on the workers'
- * rings count in too. */
-uint64_t *rengine_busy_counter(struct rengine *e);
 
 /* Sets up a ring for the calling thread alone (single issuer, deferred
  * task run; a plain ring on kernels that refuse those). 0 or -errno. */
 int re_ring_init(struct io_uring *ring, unsigned entries);
 
-/* A read of size bytes at off from fd for req, counted in *mine and *busy
+/* A read of size bytes at off from fd for req, counted in *mine
  * until answered, with a buffer of its own. NULL when out of memory. */
 struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
-                            size_t size, uint64_t *mine, uint64_t *busy);
+                            size_t size, uint64_t *mine);
 /* Queues what is left of r to read on ring. False when the ring is full. */
 bool re_read_submit(struct io_uring *ring, struct re_read *r);
 /* Takes a completion's result: true when r is done (r->got final), false

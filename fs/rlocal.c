@@ -26,7 +26,7 @@
 
 struct rlocal {
     struct io_uring ring;
-    uint64_t *busy;             /* the engine's count of reads */
+    struct rengine *engine;     /* whose reads this ring takes */
     unsigned inflight;          /* reads on the ring */
     bool polling;               /* the poll of the epoll set is on the ring
                                  * (or fired, its completion not yet taken) */
@@ -44,7 +44,7 @@ int rlocal_start(struct rengine *e, struct rlocal **out)
         free(l);
         return rc;
     }
-    l->busy = rengine_busy_counter(e);
+    l->engine = e;
     this_worker = l;
     *out = l;
     return 0;
@@ -126,10 +126,10 @@ int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
                       off_t off, size_t size, uint64_t *mine)
 {
     struct rlocal *l = this_worker;
-    if (!l || l->busy != rengine_busy_counter(e) || l->inflight >= RLOCAL_MAX ||
+    if (!l || l->engine != e || l->inflight >= RLOCAL_MAX ||
         io_uring_sq_space_left(&l->ring) < 2)    /* a read and the poll */
         return -EAGAIN;
-    struct re_read *r = re_read_new(req, agent, fd, off, size, mine, l->busy);
+    struct re_read *r = re_read_new(req, agent, fd, off, size, mine);
     if (!r)
         return -ENOMEM;
     re_read_submit(&l->ring, r);            /* room checked above */

@@ -645,10 +645,9 @@ static double scheduled_reads(const char *agent)
            read_field(agent, "direct_reads");
 }
 
-/* An agent with no limits that reads alone needs no scheduling: a read
- * with no other in flight goes to the worker's own ring (no hand-off to
- * the engine thread), reads in flight together to the engine; the bytes
- * are the same either way. */
+/* An agent with no limits that reads alone needs no scheduling: its reads
+ * go to the workers' own rings (no hand-off to the engine thread); the
+ * bytes are the same as through the engine. */
 TEST_R(lone_agent_reads_on_worker_rings_are_right)
 {
     static const size_t sizes[] = { 0, 1, 4095, 4097, 131072 + 3, 1 * MIB + 7, 5 * MIB };
@@ -668,12 +667,30 @@ TEST_R(lone_agent_reads_on_worker_rings_are_right)
     cr_assert(direct > 0, "no read of a lone agent went to a worker's ring");
     cr_assert(read_field("a", "direct_bytes") >= direct,
               "direct_bytes %.0f for %.0f direct reads", read_field("a", "direct_bytes"), direct);
-    /* The preads are one at a time, so most reach the daemon alone (the
-     * kernel's readahead sends some alongside). */
-    cr_assert(direct > scheduled_reads("a"), "only %.0f reads of a lone agent went to a "
-              "worker's ring, %.0f were scheduled", direct, scheduled_reads("a"));
+    cr_assert_eq(scheduled_reads("a"), 0, "%.0f reads of a lone agent were scheduled "
+                 "(%.0f on the workers' rings)", scheduled_reads("a"), direct);
     for (int i = 0; i < N; i++)
         free(want[i]);
+}
+
+/* A lone agent's reads in flight together go to the workers' rings too:
+ * four readers of one cold file at once, none scheduled, bytes right. */
+TEST_R(lone_agent_concurrent_reads_stay_on_worker_rings)
+{
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 16 * MIB, 61);
+    h_init(NULL);
+    const char *a = h_mount("a");
+    drop_caches();
+    pid_t c = spawn_readers(h_str("%s/big", a), want, 16 * MIB);
+    int code = wait_child(c, 120000);
+    if (code < 0)
+        kill(c, SIGKILL), waitpid(c, NULL, 0);
+    cr_assert_eq(code, 0, "the readers: status %d", code);
+    double direct = read_field("a", "direct_reads");
+    cr_assert(direct > 0, "no read went to a worker's ring");
+    cr_assert_eq(scheduled_reads("a"), 0, "%.0f reads of a lone agent's four readers were "
+                 "scheduled (%.0f on the workers' rings)", scheduled_reads("a"), direct);
+    free(want);
 }
 
 /* Agents a and b each read their own 24 MiB lower file at once, cold, and
