@@ -26,9 +26,15 @@
 
 int ovl_join(char *buf, size_t len, const char *dir, const char *name)
 {
-    int n = dir[0] ? snprintf(buf, len, "%s/%s", dir, name)
-                   : snprintf(buf, len, "%s", name);
-    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+    /* Called for every entry listed or looked up: no printf machinery. */
+    size_t dl = strlen(dir), nl = strlen(name), need = dl + (dl ? 1 : 0) + nl;
+    if (need >= len)
+        return -ENAMETOOLONG;
+    memcpy(buf, dir, dl);
+    if (dl)
+        buf[dl++] = '/';
+    memcpy(buf + dl, name, nl + 1);
+    return 0;
 }
 
 const char *ovl_split(const char *rel, char *dir, size_t len)

@@ -23,6 +23,28 @@ static bool pc_below_any(const char *relpath, char **list, size_t n)
     return false;
 }
 
+/* fnmatch(pat, name, 0) for a component name of len bytes. The usual
+ * patterns (a literal with at most one '*', such as "*.tmp") are matched
+ * here directly: fnmatch was about 7% of the daemon's CPU in a find over a
+ * lower tree, since every component of every path looked up is matched
+ * against every pattern. Without flags a '*' also matches a leading '.',
+ * and a component holds no '/', so both ways agree. */
+static bool pc_match(const char *pat, const char *name, size_t len)
+{
+    const char *star = NULL;
+    for (const char *p = pat; *p; p++) {
+        if (*p == '?' || *p == '[' || *p == '\\' || (*p == '*' && star))
+            return fnmatch(pat, name, 0) == 0;
+        if (*p == '*')
+            star = p;
+    }
+    if (!star)
+        return strcmp(pat, name) == 0;
+    size_t pre = (size_t)(star - pat), suf = strlen(star + 1);
+    return len >= pre + suf && memcmp(name, pat, pre) == 0 &&
+           memcmp(name + len - suf, star + 1, suf) == 0;
+}
+
 /* True when one component of relpath matches one of the patterns. A
  * component longer than NAME_MAX cannot exist, so it is not matched. */
 static bool pc_component_matches(const char *relpath, char **pats, size_t n)
@@ -37,7 +59,7 @@ static bool pc_component_matches(const char *relpath, char **pats, size_t n)
             memcpy(name, s, len);
             name[len] = '\0';
             for (size_t i = 0; i < n; i++)
-                if (fnmatch(pats[i], name, 0) == 0)
+                if (pc_match(pats[i], name, len))
                     return true;
         }
         s += len;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,13 @@ static long warm(struct prefetch *p, const char *rel)
 static void *prefetch_main(void *arg)
 {
     struct prefetch *p = arg;
+    /* Speculative work runs on idle CPU only: a lone walker leaves a core
+     * idle while it waits on the daemon, which is what the thread uses;
+     * when the cores are busy (many agents walking at once, whose first
+     * walker warms the tree for the rest anyway) it would only take CPU
+     * from them. Best effort. */
+    struct sched_param sp = { 0 };
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
     pthread_mutex_lock(&p->mu);
     for (;;) {
         wait_work_locked(p);

@@ -1,6 +1,8 @@
 /* Unit tests for fs/pathclass.c. */
 #include <criterion/criterion.h>
 
+#include <fnmatch.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "fs/pathclass.h"
@@ -113,4 +115,31 @@ Test(pathclass, names)
     cr_assert_str_eq(pclass_name(PCLASS_PRIVATE), "private");
     cr_assert_str_eq(pclass_name(PCLASS_TEMP), "temp");
     cr_assert_str_eq(pclass_name(PCLASS_SHARED), "shared");
+}
+
+/* Patterns of the forms matched without fnmatch (a literal, one '*' at the
+ * start, middle or end) and of the forms left to it (two '*', '?', '[',
+ * '\\') give what fnmatch(pattern, name, 0) gives, for every name here. */
+Test(pathclass, patterns_agree_with_fnmatch)
+{
+    static char *pats[] = {
+        "*.tmp", ".~lock.*#", "core", "*", "a*", "*a", "ab*ab", "*.t*p",
+        "?.swp", "[ab].swp", "\\*.x", "",
+    };
+    static const char *names[] = {
+        "a.tmp", ".tmp", "tmp", "x.tmpx", ".~lock.#", ".~lock.a.odt#", ".~lock.a",
+        "core", "cores", "a", "aa", "ab", "aba", "abab", "abxab", "b.swp", "ab.swp",
+        "*.x", "y.x", ".hidden", "a.tp", "a.txyp",
+    };
+    for (size_t p = 0; p < sizeof(pats) / sizeof(pats[0]); p++) {
+        char *one[] = { pats[p] };
+        const struct vol_config c = { .temp_patterns = one, .n_temp_patterns = 1 };
+        for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
+            bool want = fnmatch(pats[p], names[n], 0) == 0;
+            bool got = pclass_of(&c, names[n]) == PCLASS_TEMP;
+            cr_assert_eq(got, want, "pattern \"%s\", name \"%s\": %s, fnmatch says %s",
+                         pats[p], names[n], got ? "temp" : "not temp",
+                         want ? "match" : "no match");
+        }
+    }
 }
