@@ -7,7 +7,8 @@
 #   fuse-overlayfs  4 instances, lowerdir=the lower, own upper/work each
 #   bind            4 `mount --bind` of the lower
 #
-# Phases (NOISY_SECS each; the page cache is dropped before each):
+# Phases (NOISY_SECS each; before each the disk is let settle (no write or
+# discard for a second) and the page cache is dropped):
 #   light-alone   l1..l3 do 4 KiB random reads at NOISY_LIGHT_RATE/s each
 #   heavy-alone   heavy reads sequentially flat out with NOISY_JOBS readers
 #   mixed         both at once: the light agents' latency next to the heavy
@@ -159,7 +160,26 @@ make_lower() {
     sync
 }
 
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# settle: waits (at most 60 s) until the scratch dir's disk has completed
+# no write and no discard for a whole second. Files deleted shortly before
+# (say the scratch data of a run just finished) are discarded for tens of
+# seconds on a mount with `discard`: three light agents' p99 alone was
+# 75 ms right after a 2 GiB file was deleted, and 0.6-0.7 ms ten seconds
+# later (by hand, through lanefs). It did not bring the benchmark's own
+# light-alone p99 down: see docs/benchmarks.md.
+settle() {
+    local st a b i
+    st=/sys/class/block/$(basename "$(findmnt -no SOURCE -T "$WORK" 2>/dev/null)" 2>/dev/null)/stat
+    [[ -r $st ]] || return 0
+    a=$(awk '{ print $5, $12 }' "$st")
+    for ((i = 0; i < 60; i++)); do
+        sleep 1
+        b=$(awk '{ print $5, $12 }' "$st")
+        [[ $a == "$b" ]] && return 0
+        a=$b
+    done
+}
+drop_caches() { sync; settle; echo 3 >/proc/sys/vm/drop_caches; }
 
 # --- views -------------------------------------------------------------------
 
