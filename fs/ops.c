@@ -891,6 +891,8 @@ static void prefetch_subdirs(struct ovl_fs *fs, const char *prel,
                              const struct ovl_dir *d)
 {
     char rel[PATH_MAX];
+    if (!fs->vol->prefetch)
+        return;                 /* LANEFS_PREFETCH=off */
     prefetch_listed(fs->vol->prefetch, prel);
     if (!d->lower_merge)
         return;                 /* nothing of the lower below it */
