@@ -886,19 +886,24 @@ static void ovl_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 /* A listing with attributes is a walker's (find, ls -l, du): the
  * subdirectories it names are warmed in the lower for the walker's next
  * steps (prefetch.h), the first named first, when the directory merges the
- * lower. */
+ * lower. Only the first PREFETCH_QUEUE subdirectories are asked for: the
+ * queue would drop the rest, and a huge directory's listing should not pay
+ * for them. */
 static void prefetch_subdirs(struct ovl_fs *fs, const char *prel,
                              const struct ovl_dir *d)
 {
     char rel[PATH_MAX];
+    size_t first = 2, end = first, dirs = 0;    /* after "." and ".." */
     if (!fs->vol->prefetch)
         return;                 /* LANEFS_PREFETCH=off */
     prefetch_listed(fs->vol->prefetch, prel);
     if (!d->lower_merge)
         return;                 /* nothing of the lower below it */
-    for (size_t i = d->n; i-- > 0;) {
+    while (end < d->n && dirs < PREFETCH_QUEUE)
+        dirs += d->ents[end++].type == DT_DIR;
+    for (size_t i = end; i-- > first;) {
         const struct ovl_dirent *de = &d->ents[i];
-        if (de->type != DT_DIR || !strcmp(de->name, ".") || !strcmp(de->name, ".."))
+        if (de->type != DT_DIR)
             continue;
         if (ovl_join(rel, sizeof(rel), prel, de->name) == 0)
             prefetch_dir(fs->vol->prefetch, rel);

@@ -363,11 +363,16 @@ static void *engine_main(void *arg)
     while (!stop) {
         uint64_t now = now_ns(), wait = UINT64_MAX, agent;
         stop = run_commands(e, now);
-        /* A short device queue only while it buys something (sched.h). */
-        unsigned bound = e->max_inflight;
-        if (bound > INFLIGHT_UNEQUAL && !sched_symmetric(e->sched, now))
-            bound = INFLIGHT_UNEQUAL;
-        while (e->inflight < bound) {
+        /* A short device queue only while it buys something (sched.h);
+         * whether it does is asked once, and only past the short bound. */
+        int symmetric = -1;
+        while (e->inflight < e->max_inflight) {
+            if (e->inflight >= INFLIGHT_UNEQUAL) {
+                if (symmetric < 0)
+                    symmetric = sched_symmetric(e->sched, now);
+                if (!symmetric)
+                    break;
+            }
             struct sched_item *it = sched_next(e->sched, now, &wait, &agent);
             if (!it)
                 break;
@@ -530,7 +535,6 @@ int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *o
         *out = c.stats;
     return rc;
 }
-
 
 bool rengine_shared(struct rengine *e, uint64_t agent)
 {

@@ -2,14 +2,17 @@
  * tree has the subdirectories it will visit warmed ahead of it, a plain
  * listing warms no more than the window, agents walking the same tree warm
  * it once, a directory of the agent alone asks for nothing, the walk sees
- * the right entries throughout, and the daemon's
- * environment can turn it off. The counts come from `lanefs status --json`,
- * which reads them from the running thread. */
+ * the right entries throughout, a huge listing asks for no more than the
+ * queue holds, its thread runs under SCHED_IDLE, and the daemon's
+ * environment can turn it off. The counts come from `lanefs status
+ * --json`, which reads them from the running thread. */
 #include "harness.h"
 
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -181,6 +184,64 @@ TEST_P(a_directory_of_the_agent_alone_asks_for_nothing)
     cJSON_Delete(root);
 }
 
+/* A listing naming more subdirectories than the queue holds asks for the
+ * first PREFETCH_QUEUE of them only, so nothing is pushed out unread. */
+TEST_P(a_huge_listing_asks_for_no_more_than_the_queue_holds)
+{
+    const unsigned n = PREFETCH_QUEUE + 100;
+    for (unsigned d = 0; d < n; d++)
+        h_mkdir_p(h_str("%s/wide/d%05u", H.lower, d), 0755);
+    h_init(NULL);
+    const char *mnt = h_mount("a");
+    cr_assert_eq(walk(h_str("%s/wide", mnt), false), (int)n);
+    cJSON *root, *p = prefetch_status(&root);
+    cr_assert_not_null(p);
+    cr_assert_eq(num(p, "queued"), PREFETCH_QUEUE, "%.0f directories asked for by a listing "
+                 "of %u", num(p, "queued"), n);
+    cr_assert_eq(num(p, "dropped"), 0, "%.0f requests pushed out", num(p, "dropped"));
+    cJSON_Delete(root);
+}
+
+/* Threads of process pid under SCHED_IDLE (field 41 of each task's stat,
+ * the scheduling policy). */
+static int idle_threads(pid_t pid)
+{
+    char *dir = h_str("/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "opendir %s: %s", dir, strerror(errno));
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *st = h_get(h_str("%s/%s/stat", dir, de->d_name));
+        const char *p = st ? strrchr(st, ')') : NULL;
+        if (!p)
+            continue;               /* the thread ended meanwhile */
+        int field = 2, policy = -1;
+        for (const char *q = p + 1; *q; q++)
+            if (*q == ' ' && ++field == 41) {
+                policy = atoi(q + 1);
+                break;
+            }
+        n += policy == SCHED_IDLE;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Speculative work runs on idle CPU only: one thread of the daemon, the
+ * prefetch's, is under SCHED_IDLE, and none without the prefetch. */
+TEST_P(the_thread_runs_on_idle_cpu_only)
+{
+    h_init(NULL);
+    h_mount("a");
+    pid_t pid = h_daemon_pid();
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(idle_threads(pid), 1, "%d daemon threads under SCHED_IDLE, expected "
+                 "the prefetch's alone", idle_threads(pid));
+}
+
 TEST_P(the_environment_turns_it_off)
 {
     make_tree();
@@ -191,4 +252,6 @@ TEST_P(the_environment_turns_it_off)
     cJSON *root;
     cr_assert_null(prefetch_status(&root), "prefetch counts with LANEFS_PREFETCH=off");
     cJSON_Delete(root);
+    cr_assert_eq(idle_threads(h_daemon_pid()), 0, "a daemon thread under SCHED_IDLE "
+                 "with the prefetch off");
 }
