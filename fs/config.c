@@ -235,6 +235,10 @@ static int vol_handler(void *user, const char *section, const char *name,
         if (strcmp(value, "on") && strcmp(value, "off"))
             vol_fail(p, -EINVAL, "journal must be on or off, not '%s'", value);
         cfg->no_journal = strcmp(value, "off") == 0;
+    } else if (strcmp(section, "volume") == 0 && strcmp(name, "read_guard") == 0) {
+        if (strcmp(value, "on") && strcmp(value, "off"))
+            vol_fail(p, -EINVAL, "read_guard must be on or off, not '%s'", value);
+        cfg->no_read_guard = strcmp(value, "off") == 0;
     } else if (strcmp(section, "volume") == 0 && strcmp(name, "journal_max") == 0) {
         char *end;
         errno = 0;
@@ -370,9 +374,10 @@ static int vol_write(FILE *f, const struct vol_config *cfg)
 {
     if (fprintf(f, "; lanefs volume configuration\n"
                 "[volume]\nversion = %d\nlower = %s\njournal = %s\n"
-                "journal_max = %llu\nvolume_read_rate = %llu\n",
+                "journal_max = %llu\nvolume_read_rate = %llu\nread_guard = %s\n",
                 VOL_CONF_VERSION, cfg->lower, cfg->no_journal ? "off" : "on",
-                cfg->journal_max, cfg->volume_read_rate) < 0)
+                cfg->journal_max, cfg->volume_read_rate,
+                cfg->no_read_guard ? "off" : "on") < 0)
         return -EIO;
     if (fprintf(f, "\n[temp]\n") < 0 ||
         vol_write_list(f, "path", cfg->temp_paths, cfg->n_temp_paths) < 0 ||

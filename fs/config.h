@@ -10,6 +10,8 @@
  *   journal_max = 268435456 ; optional: journal size cap in bytes (0: none)
  *   volume_read_rate = 0    ; optional: shared-data reads of all agents
  *                           ; together, bytes/s (0: no cap)
+ *   read_guard = off        ; optional: no latency guard for small reads
+ *                           ; next to streams (default on; fs/rguard.h)
  *   [temp]
  *   path = tmp              ; one line per --temp PATH, relative to the root
  *   pattern = *.tmp         ; one line per name pattern (fnmatch, one name)
@@ -37,6 +39,7 @@ struct vol_config {
     bool no_journal;             /* [volume] journal = off */
     unsigned long long journal_max;   /* [volume] journal_max, bytes; 0: none */
     unsigned long long volume_read_rate; /* [volume] volume_read_rate, bytes/s; 0: none */
+    bool no_read_guard;          /* [volume] read_guard = off */
 };
 
 /* Loads STATE/volume.conf into *cfg (zeroed first). Returns 0, or -errno with

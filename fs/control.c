@@ -321,6 +321,24 @@ static void status_prefetch(struct daemon *d, cJSON *r)
     cJSON_AddNumberToObject(o, "dropped", (double)ps.dropped);
 }
 
+/* The read engine's latency guard; null without a read engine. */
+static void status_read_guard(struct daemon *d, cJSON *r)
+{
+    if (!d->vol.rengine) {
+        cJSON_AddNullToObject(r, "read_guard");
+        return;
+    }
+    struct rguard_stats gs;
+    rengine_guard_stats(d->vol.rengine, &gs);
+    cJSON *o = cJSON_AddObjectToObject(r, "read_guard");
+    cJSON_AddBoolToObject(o, "enabled", gs.enabled);
+    cJSON_AddBoolToObject(o, "active", gs.active);
+    cJSON_AddNumberToObject(o, "engaged", (double)gs.engaged);
+    cJSON_AddNumberToObject(o, "held_ms", (double)(gs.held_ns / 1000000u));
+    cJSON_AddNumberToObject(o, "pieced", (double)gs.pieced);
+    cJSON_AddNumberToObject(o, "pieces", (double)gs.pieces);
+}
+
 static void op_status(struct daemon *d, struct conn *c)
 {
     time_t now = time(NULL);
@@ -341,6 +359,7 @@ static void op_status(struct daemon *d, struct conn *c)
     else
         cJSON_AddNullToObject(r, "volume_read_rate");
     status_prefetch(d, r);
+    status_read_guard(d, r);
     for (struct session *s = d->sessions; s; s = s->next) {
         if (s->ended)
             continue;
@@ -488,33 +507,43 @@ static void op_agent_set(struct daemon *d, struct conn *c, cJSON *req)
     reply(c, ok_obj());
 }
 
-/* Changes the volume-wide read cap live, and keeps it in volume.conf for
- * the next daemon. */
+/* Changes the volume-wide read cap and the latency guard live (either or
+ * both), and keeps them in volume.conf for the next daemon. */
 static void op_volume_set(struct daemon *d, struct conn *c, cJSON *req)
 {
     unsigned long long rate;
-    if (!cJSON_GetObjectItemCaseSensitive(req, "volume_read_rate")) {
-        reply_err(c, EINVAL, "nothing to set: field \"volume_read_rate\" is missing");
+    bool guard;
+    bool has_rate = cJSON_GetObjectItemCaseSensitive(req, "volume_read_rate") != NULL;
+    bool has_guard = cJSON_GetObjectItemCaseSensitive(req, "read_guard") != NULL;
+    if (!has_rate && !has_guard) {
+        reply_err(c, EINVAL, "nothing to set: fields \"volume_read_rate\" and "
+                  "\"read_guard\" are missing");
         return;
     }
-    if (!get_count(c, req, "volume_read_rate", &rate))
+    if (!get_count(c, req, "volume_read_rate", &rate) ||
+        !get_bool(c, req, "read_guard", &guard))
         return;
     if (!d->vol.rengine) {
         reply_err(c, ENOTSUP, "the read engine is off (LANEFS_READ_ENGINE=off): "
-                  "no volume read cap");
+                  "no volume read cap or read guard");
         return;
     }
-    rengine_set_volume_rate(d->vol.rengine, rate);
+    if (has_rate)
+        rengine_set_volume_rate(d->vol.rengine, rate);
+    if (has_guard)
+        rengine_set_guard(d->vol.rengine, guard);
     pthread_mutex_lock(&d->lock);
-    unsigned long long old = d->vol.cfg.volume_read_rate;
-    d->vol.cfg.volume_read_rate = rate;
+    if (has_rate)
+        d->vol.cfg.volume_read_rate = rate;
+    if (has_guard)
+        d->vol.cfg.no_read_guard = !guard;
     int rc = vol_config_save(d->vol.state_dir, &d->vol.cfg);
     pthread_mutex_unlock(&d->lock);
     if (rc < 0) {
-        log_say("volume read cap set to %llu bytes/s, but %s/%s was not updated: %s",
-                rate, d->vol.state_dir, VOL_CONF_NAME, strerror(-rc));
-        reply_err(c, -rc, "the cap is %llu bytes/s now (was %llu), but saving it in "
-                  "%s failed: %s", rate, old, VOL_CONF_NAME, strerror(-rc));
+        log_say("volume settings changed, but %s/%s was not updated: %s",
+                d->vol.state_dir, VOL_CONF_NAME, strerror(-rc));
+        reply_err(c, -rc, "the new settings hold now, but saving them in %s failed "
+                  "(the next daemon gets the old ones): %s", VOL_CONF_NAME, strerror(-rc));
         return;
     }
     reply(c, ok_obj());

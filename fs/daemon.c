@@ -272,6 +272,8 @@ int lanefsd_serve(const struct lanefsd_serve_opts *o)
     }
     if (d.vol.rengine && d.vol.cfg.volume_read_rate)
         rengine_set_volume_rate(d.vol.rengine, d.vol.cfg.volume_read_rate);
+    if (d.vol.rengine && d.vol.cfg.no_read_guard)
+        rengine_set_guard(d.vol.rengine, false);
     /* Lower directories warmed ahead of a walk (prefetch.h), unless
      * LANEFS_PREFETCH=off; without it, walks are only slower. */
     const char *pf = getenv("LANEFS_PREFETCH");

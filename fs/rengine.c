@@ -21,6 +21,7 @@
 #include "fs/log.h"
 #include "fs/rengine.h"
 #include "fs/rengine_i.h"
+#include "fs/rguard.h"
 
 #define TAG_WAKE UINT64_MAX       /* user_data of the eventfd read */
 /* Reads in the ring while the agents reading differ (sched_symmetric):
@@ -50,9 +51,15 @@
 #define SHARED_GAP_NS  10000000u
 #define SHARED_HOLD_NS 100000000u
 
+/* Large reads the scheduler gave out that wait for the latency guard
+ * (rguard.h) to admit them; past this many it is asked for no more, so
+ * the scheduler keeps ordering the rest. */
+#define HELD_MAX 8u
+
 struct flight { uint64_t agent; unsigned n; };
 
-enum re_cmd_op { CMD_ADD, CMD_SET, CMD_REMOVE, CMD_STATS, CMD_VOLUME_RATE, CMD_STOP };
+enum re_cmd_op { CMD_ADD, CMD_SET, CMD_REMOVE, CMD_STATS, CMD_VOLUME_RATE, CMD_GUARD,
+                 CMD_GUARD_STATS, CMD_STOP };
 
 struct re_cmd {
     enum re_cmd_op op;
@@ -60,6 +67,8 @@ struct re_cmd {
     struct sched_limits limits;
     struct sched_stats stats;
     uint64_t rate;                /* CMD_VOLUME_RATE */
+    bool on;                      /* CMD_GUARD */
+    struct rguard_stats guard;    /* CMD_GUARD_STATS */
     int rc;
     bool done;                    /* e->mu */
     struct re_cmd *next;          /* e->mu */
@@ -78,6 +87,10 @@ struct rengine {
     struct re_read *in_head, *in_tail;   /* mu */
     struct re_cmd *cmds;          /* mu */
     struct re_cmd *removing;      /* engine thread: waits for in-flight reads */
+    struct rguard guard;          /* engine thread */
+    uint64_t pieces;              /* engine thread: requests of reads in pieces */
+    struct re_read *held_head, *held_tail;   /* engine thread: see HELD_MAX */
+    unsigned n_held;              /* engine thread */
     struct flight *flights;       /* engine thread: in-flight reads per agent */
     unsigned n_flights;           /* engine thread */
     uint64_t last_agent, last_ns; /* atomic: the latest read's agent and time */
@@ -137,7 +150,10 @@ bool re_read_submit(struct io_uring *ring, struct re_read *r)
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     if (!sqe)
         return false;
-    io_uring_prep_read(sqe, r->fd, r->buf + r->got, (unsigned)(r->size - r->got),
+    size_t len = r->size - r->got;
+    if (r->piece && len > r->piece)
+        len = r->piece;
+    io_uring_prep_read(sqe, r->fd, r->buf + r->got, (unsigned)len,
                        (uint64_t)r->off + r->got);
     io_uring_sqe_set_data(sqe, r);
     if (r->offload)
@@ -166,6 +182,53 @@ void re_read_answer(struct re_read *r, int res)
 
 /* In-flight reads of one agent: removal waits for them to end. */
 static unsigned inflight_of(struct rengine *e, uint64_t agent);
+
+/* Answers the held reads of a removed agent with EIO, as its queued ones. */
+static void drop_held(struct rengine *e, uint64_t agent)
+{
+    struct re_read **pp = &e->held_head;
+    e->held_tail = NULL;
+    while (*pp) {
+        struct re_read *r = *pp;
+        if (r->agent != agent) {
+            e->held_tail = r;
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        e->n_held--;
+        re_read_answer(r, -EIO);
+    }
+}
+
+/* The next read to put in the ring now, or NULL (then *wait as for
+ * sched_next). Held large reads go first, in the order the scheduler gave
+ * them out, once the guard admits one; small reads pass them. */
+static struct re_read *next_read(struct rengine *e, uint64_t now, uint64_t *wait)
+{
+    struct re_read *r = e->held_head;
+    if (r && rguard_admit(&e->guard, r->size, now)) {
+        if (!(e->held_head = r->next))
+            e->held_tail = NULL;
+        e->n_held--;
+        r->next = NULL;
+        return r;
+    }
+    while (e->n_held < HELD_MAX) {
+        r = (struct re_read *)sched_next(e->sched, now, wait, NULL);
+        if (!r || r->size <= RGUARD_SMALL ||
+            (!e->held_head && rguard_admit(&e->guard, r->size, now)))
+            return r;
+        r->next = NULL;         /* stale from the incoming list */
+        if (e->held_tail)
+            e->held_tail->next = r;
+        else
+            e->held_head = r;
+        e->held_tail = r;
+        e->n_held++;
+    }
+    return NULL;
+}
 
 /* Carries out the queued commands. Engine thread. */
 static bool run_commands(struct rengine *e, uint64_t now)
@@ -200,11 +263,21 @@ static bool run_commands(struct rengine *e, uint64_t now)
             sched_set_volume_rate(e->sched, c->rate);
             c->rc = 0;
             break;
+        case CMD_GUARD:
+            rguard_enable(&e->guard, c->on, now);
+            c->rc = 0;
+            break;
+        case CMD_GUARD_STATS:
+            rguard_stats(&e->guard, now, &c->guard);
+            c->guard.pieces = e->pieces;
+            c->rc = 0;
+            break;
         case CMD_STOP:
             stop = true;
             c->rc = 0;
             break;
         case CMD_REMOVE: {
+            drop_held(e, c->agent);
             struct sched_item *it = sched_agent_remove(e->sched, c->agent);
             while (it) {
                 struct sched_item *n = it->next;
@@ -325,6 +398,11 @@ static void trace_sample(struct rengine *e, uint64_t now)
                 (unsigned long long)c, (double)cb / 1048576.0, e->inflight);
         t->samples = t->depth_sum = t->depth_max = t->fl_sum = t->disp = t->dbytes = 0;
     }
+    fprintf(e->trace, "%.1f guard %s engaged %llu held_ms %llu large_inflight %u held %u ra_off %u\n",
+            (double)(now - e->trace_t0) / 1e9, rguard_active(&e->guard, now) ? "on" : "off",
+            (unsigned long long)e->guard.engaged,
+            (unsigned long long)(e->guard.held_ns / 1000000u), e->guard.large_inflight,
+            e->n_held, e->guard.n_ra_off);
     fflush(e->trace);
 }
 
@@ -361,8 +439,9 @@ static void *engine_main(void *arg)
         return NULL;
     arm_wake(e);
     while (!stop) {
-        uint64_t now = now_ns(), wait = UINT64_MAX, agent;
+        uint64_t now = now_ns(), wait = UINT64_MAX;
         stop = run_commands(e, now);
+        rguard_tick(&e->guard, now);
         /* A short device queue only while it buys something (sched.h);
          * whether it does is asked once, and only past the short bound. */
         int symmetric = -1;
@@ -373,11 +452,14 @@ static void *engine_main(void *arg)
                 if (!symmetric)
                     break;
             }
-            struct sched_item *it = sched_next(e->sched, now, &wait, &agent);
-            if (!it)
+            struct re_read *r = next_read(e, now, &wait);
+            if (!r)
                 break;
-            struct re_read *r = (struct re_read *)it;
+            r->sub_ns = now_ns();
+            r->piece = rguard_dispatch(&e->guard, r->fd, (uint64_t)r->off, r->size, r->sub_ns);
+            e->pieces += r->piece != 0;
             if (!re_read_submit(&e->ring, r)) {
+                rguard_undispatch(&e->guard, r->size);
                 re_read_answer(r, -EAGAIN);   /* cannot happen: ring > inflight */
                 continue;
             }
@@ -408,11 +490,16 @@ static void *engine_main(void *arg)
                 continue;
             }
             struct re_read *r = io_uring_cqe_get_data(cqe);
-            if (!re_read_progress(&e->ring, r, cqe->res))
+            if (!re_read_progress(&e->ring, r, cqe->res)) {
+                e->pieces += r->piece != 0;     /* the next piece went in */
                 continue;
+            }
+            uint64_t t = now_ns();
             e->inflight--;
             flight_add(e, r->agent, -1);
-            sched_done(e->sched, r->agent, now_ns());
+            rguard_undispatch(&e->guard, r->size);
+            rguard_read_done(&e->guard, r->size, t - r->sub_ns, t);
+            sched_done(e->sched, r->agent, t);
             re_read_answer(r, re_read_result(r, cqe->res));
         }
         io_uring_cq_advance(&e->ring, n);
@@ -431,6 +518,7 @@ int rengine_start(struct rengine **out, unsigned max_inflight)
     e->max_inflight = max_inflight ? max_inflight : 32;
     e->flights = calloc(e->max_inflight + 1, sizeof(*e->flights));
     e->sched = sched_new(0);
+    rguard_init(&e->guard);
     if (e->sched) {
         uint64_t lag = PACE_LAG, idle = PACE_IDLE_NS;
         const char *v;
@@ -525,6 +613,19 @@ void rengine_set_volume_rate(struct rengine *e, uint64_t rate_bps)
     struct re_cmd c = { .op = CMD_VOLUME_RATE, .rate = rate_bps };
     __atomic_store_n(&e->volume_capped, rate_bps != 0, __ATOMIC_RELAXED);
     command(e, &c);
+}
+
+void rengine_set_guard(struct rengine *e, bool on)
+{
+    struct re_cmd c = { .op = CMD_GUARD, .on = on };
+    command(e, &c);
+}
+
+void rengine_guard_stats(struct rengine *e, struct rguard_stats *out)
+{
+    struct re_cmd c = { .op = CMD_GUARD_STATS };
+    command(e, &c);
+    *out = c.guard;
 }
 
 int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fs/rguard.h"
 #include "fs/sched.h"
 
 struct rengine;
@@ -30,6 +31,10 @@ void rengine_agent_remove(struct rengine *e, uint64_t agent);
 /* Caps the reads of all agents together at rate_bps bytes/s (0: no cap),
  * at once. */
 void rengine_set_volume_rate(struct rengine *e, uint64_t rate_bps);
+/* Turns the latency guard (fs/rguard.h) on or off, at once. */
+void rengine_set_guard(struct rengine *e, bool on);
+/* The latency guard's state and counters. */
+void rengine_guard_stats(struct rengine *e, struct rguard_stats *out);
 /* The agent's counters (dispatched bytes and reads, time queued, depth). */
 int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out);
 

@@ -15,6 +15,8 @@ struct re_read {
     off_t off;
     size_t size;
     size_t got;                   /* the ring's thread: bytes read so far */
+    size_t piece;                 /* bytes asked of the device at a time; 0: all */
+    uint64_t sub_ns;              /* engine thread: when it went to the ring */
     uint64_t agent;
     char *buf;
     uint64_t *mine;               /* atomic: the agent's reads in the engine */

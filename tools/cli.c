@@ -293,6 +293,15 @@ char *cli_pid_file(const char *state, const char *agent)
     return s;
 }
 
+int cli_parse_onoff(const char *s, bool *out)
+{
+    if (!strcmp(s, "on") || !strcmp(s, "off")) {
+        *out = !strcmp(s, "on");
+        return 0;
+    }
+    return -EINVAL;
+}
+
 int cli_parse_size(const char *s, unsigned long long *out)
 {
     unsigned long long ip = 0, frac = 0, fdiv = 1, mult = 1;

@@ -83,6 +83,8 @@ char *cli_pid_file(const char *state, const char *agent);
  * empty, a sign, blanks, "12Q", "1.5.2", "1.5") / -ERANGE (over 2^64-1);
  * *out is untouched on error. */
 int cli_parse_size(const char *s, unsigned long long *out);
+/* "on" -> true, "off" -> false. 0, or -EINVAL for anything else. */
+int cli_parse_onoff(const char *s, bool *out);
 
 struct sched_limits;
 /* Reads one read-shaping option (--weight, --read-rate, --read-iops,

@@ -13,14 +13,15 @@
 
 /* Long options get values above 255 so getopt errors can name them. */
 enum { OPT_LOWER = 256, OPT_TEMP, OPT_TEMP_PATTERN, OPT_SHARED, OPT_FORCE,
-       OPT_NO_JOURNAL, OPT_JOURNAL_MAX, OPT_VOLUME_READ_RATE, OPT_HELP };
+       OPT_NO_JOURNAL, OPT_JOURNAL_MAX, OPT_VOLUME_READ_RATE, OPT_READ_GUARD,
+       OPT_HELP };
 
 static void init_usage(FILE *out)
 {
     fputs(
 "usage: lanefs init STATE --lower DIR [--temp PATH]... [--temp-pattern GLOB]...\n"
 "                   [--shared PATH]... [--no-journal] [--journal-max SIZE]\n"
-"                   [--volume-read-rate R] [--force]\n"
+"                   [--volume-read-rate R] [--read-guard on|off] [--force]\n"
 "\n"
 "Creates a volume: STATE/volume.conf, STATE/agents/ and STATE/shared/upper/.\n"
 "\n"
@@ -37,6 +38,9 @@ static void init_usage(FILE *out)
 "  --volume-read-rate R at most R bytes/s of shared-data reads by all agents\n"
 "                       together (50M, 1.5G; 0: no cap; change it live with\n"
 "                       'lanefs volume set')\n"
+"  --read-guard on|off  while small reads go to the device, keep streams'\n"
+"                       reads few and small in its queue (default on;\n"
+"                       docs/readengine.md; change it with 'lanefs volume set')\n"
 "  --force              rewrite the configuration of an existing volume;\n"
 "                       its agents' data is kept\n"
 "  -h, --help           show this help\n", out);
@@ -184,6 +188,7 @@ static int init_run(int argc, char **argv)
         { "no-journal",   no_argument,       NULL, OPT_NO_JOURNAL },
         { "journal-max",  required_argument, NULL, OPT_JOURNAL_MAX },
         { "volume-read-rate", required_argument, NULL, OPT_VOLUME_READ_RATE },
+        { "read-guard",   required_argument, NULL, OPT_READ_GUARD },
         { "help",         no_argument,       NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -243,6 +248,16 @@ static int init_run(int argc, char **argv)
                 goto out;
             }
             break;
+        case OPT_READ_GUARD: {
+            bool on;
+            if (cli_parse_onoff(optarg, &on) < 0) {
+                ret = cli_usage_err("init", "bad --read-guard '%s': expected on or off",
+                                    optarg);
+                goto out;
+            }
+            cfg.no_read_guard = !on;
+            break;
+        }
         case OPT_FORCE:
             force = true;
             break;

@@ -191,6 +191,13 @@ static int status_print_human(const char *state, const cJSON *r)
     } else if (cJSON_IsNumber(vr)) {
         printf("volume read cap: none\n");
     }
+    const cJSON *rg = cJSON_GetObjectItemCaseSensitive(r, "read_guard");
+    if (cJSON_IsObject(rg))
+        printf("read guard: %s%s, engaged %llu times (%.1f s in all), %llu reads in pieces\n",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rg, "enabled")) ? "on" : "off",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rg, "active")) ? " (holding)" : "",
+               status_ull(rg, "engaged"), (double)status_ull(rg, "held_ms") / 1000.0,
+               status_ull(rg, "pieced"));
     const cJSON *pf = cJSON_GetObjectItemCaseSensitive(r, "prefetch");
     if (cJSON_IsObject(pf))
         printf("lower prefetch: %llu directories warmed (%llu entries), %llu followed by a walk\n",

@@ -1,5 +1,5 @@
 /* cmd_volume.c - `lanefs volume set`: settings of the whole volume that can
- * change while it is served (today the volume-wide read cap). */
+ * change while it is served (the volume-wide read cap, the read guard). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -10,7 +10,14 @@
 #include "tools/cli.h"
 #include "tools/ctl_client.h"
 
-enum { OPT_VOLUME_READ_RATE = 256, OPT_HELP };
+enum { OPT_VOLUME_READ_RATE = 256, OPT_READ_GUARD, OPT_HELP };
+
+/* What a set changes: the fields given. */
+struct volume_change {
+    bool has_rate, has_guard;
+    unsigned long long rate;
+    bool guard;
+};
 
 /* How long set waits for a daemon that is starting (it holds the lock but
  * does not answer yet). */
@@ -19,7 +26,7 @@ enum { OPT_VOLUME_READ_RATE = 256, OPT_HELP };
 static void volume_usage(FILE *out)
 {
     fputs(
-"usage: lanefs volume set STATE --volume-read-rate R\n"
+"usage: lanefs volume set STATE [--volume-read-rate R] [--read-guard on|off]\n"
 "\n"
 "  set   change a setting of the volume: with a daemon serving it, at once\n"
 "        and for the daemons after it; without one, for the next daemon\n"
@@ -27,12 +34,15 @@ static void volume_usage(FILE *out)
 "  --volume-read-rate R  at most R bytes/s of shared-data reads by all\n"
 "                        agents together (50M, 1.5G; 0: no cap). Agents\n"
 "                        share what passes by their weights.\n"
+"  --read-guard on|off   while small reads go to the device, keep streams'\n"
+"                        reads few and small in its queue, so the small\n"
+"                        reads stay fast (default on; docs/readengine.md)\n"
 "  -h, --help            show this help\n", out);
 }
 
 /* No daemon serves the volume: write volume.conf under the daemon lock, so
  * none starts meanwhile with the old setting. */
-static int volume_set_offline(const char *state, unsigned long long rate, bool *busy)
+static int volume_set_offline(const char *state, const struct volume_change *ch, bool *busy)
 {
     *busy = false;
     int lock = cli_daemon_lock(state);
@@ -50,7 +60,10 @@ static int volume_set_offline(const char *state, unsigned long long rate, bool *
     if (vol_config_load(state, &cfg, err, sizeof(err)) < 0) {
         cli_err("%s", err);
     } else {
-        cfg.volume_read_rate = rate;
+        if (ch->has_rate)
+            cfg.volume_read_rate = ch->rate;
+        if (ch->has_guard)
+            cfg.no_read_guard = !ch->guard;
         if ((rc = vol_config_save(state, &cfg)) < 0)
             cli_err("cannot write %s/%s: %s", state, VOL_CONF_NAME, strerror(-rc));
         else
@@ -65,12 +78,12 @@ static int volume_set(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "volume-read-rate", required_argument, NULL, OPT_VOLUME_READ_RATE },
+        { "read-guard", required_argument, NULL, OPT_READ_GUARD },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
     const char *state_arg = NULL;
-    unsigned long long rate = 0;
-    bool given = false;
+    struct volume_change ch = { 0 };
     int c, ret;
 
     optind = 0;
@@ -83,12 +96,18 @@ static int volume_set(int argc, char **argv)
             state_arg = optarg;
             break;
         case OPT_VOLUME_READ_RATE:
-            if (cli_parse_size(optarg, &rate) < 0)
+            if (cli_parse_size(optarg, &ch.rate) < 0)
                 return cli_usage_err("volume", "bad --volume-read-rate '%s': "
                                      "expected bytes/s as a whole number, "
                                      "optionally with K, M, G or T (e.g. 50M, "
                                      "1.5G; 0: no cap)", optarg);
-            given = true;
+            ch.has_rate = true;
+            break;
+        case OPT_READ_GUARD:
+            if (cli_parse_onoff(optarg, &ch.guard) < 0)
+                return cli_usage_err("volume", "bad --read-guard '%s': expected on or off",
+                                     optarg);
+            ch.has_guard = true;
             break;
         case 'h':
         case OPT_HELP:
@@ -105,15 +124,17 @@ static int volume_set(int argc, char **argv)
     }
     if (!state_arg)
         return cli_usage_err("volume", "set needs STATE");
-    if (!given)
-        return cli_usage_err("volume", "set needs --volume-read-rate");
+    if (!ch.has_rate && !ch.has_guard)
+        return cli_usage_err("volume", "set needs --volume-read-rate or --read-guard");
 
     char *state = NULL;
     if ((ret = cli_volume_open(state_arg, &state, NULL)) != CLI_EXIT_OK)
         return ret;
     cJSON *req = ctl_request_new("volume_set"), *reply = NULL;
     ret = CLI_EXIT_FAIL;
-    if (!req || !cJSON_AddNumberToObject(req, "volume_read_rate", (double)rate)) {
+    if (!req || (ch.has_rate &&
+                 !cJSON_AddNumberToObject(req, "volume_read_rate", (double)ch.rate)) ||
+        (ch.has_guard && !cJSON_AddBoolToObject(req, "read_guard", ch.guard))) {
         cli_err("out of memory");
         goto out;
     }
@@ -125,11 +146,11 @@ static int volume_set(int argc, char **argv)
             break;
         }
         if (!ctl_no_daemon(rc, &e)) {
-            ret = cli_ctl_fail(state, "cannot set the volume read cap", rc, &e);
+            ret = cli_ctl_fail(state, "cannot change the volume's settings", rc, &e);
             break;
         }
         bool busy;
-        ret = volume_set_offline(state, rate, &busy);
+        ret = volume_set_offline(state, &ch, &busy);
         if (!busy)
             break;
         if (waited >= VOLUME_DAEMON_WAIT_MS) {
@@ -154,7 +175,7 @@ static int volume_run(int argc, char **argv)
 
 const struct cli_cmd cli_cmd_volume = {
     .name = "volume",
-    .summary = "change a volume setting (the volume-wide read cap), live",
+    .summary = "change a volume setting (read cap, read guard), live",
     .run = volume_run,
     .usage = volume_usage,
 };

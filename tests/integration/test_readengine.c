@@ -793,3 +793,154 @@ TEST_R(lazy_umount_with_reads_on_worker_rings_ends_cleanly)
               "session ended", (int)dpid);
     free(want);
 }
+
+/* ---- the latency guard (fs/rguard.h) ------------------------------------ */
+
+/* A child that does 4 KiB reads of path (a file of len bytes in an
+ * agent's view) over and over, each past the view's page cache, so each is
+ * a request to the daemon. It writes one byte to ready after its first 20
+ * reads, and dies of SIGALRM after 60 s if nobody kills it. */
+static pid_t spawn_small_reader(const char *path, size_t len, int ready)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid > 0)
+        return pid;
+    alarm(60);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        _exit(2);
+    char buf[4096];
+    for (unsigned i = 0;; i++) {
+        off_t off = (off_t)((i * 7919u) % (len / 4096)) * 4096;
+        posix_fadvise(fd, off, 4096, POSIX_FADV_DONTNEED);
+        if (pread(fd, buf, sizeof buf, off) != (ssize_t)sizeof buf)
+            _exit(3);
+        if (i == 20 && write(ready, "r", 1) != 1)
+            _exit(4);
+    }
+}
+
+static void stop_child(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* "read_guard".FIELD of a fresh status (booleans as 0/1), -1 when absent. */
+static double guard_field(const char *field)
+{
+    cJSON *st = status_json();
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(st, "read_guard"), field);
+    double v = cJSON_IsNumber(f) ? f->valuedouble : cJSON_IsBool(f) ? cJSON_IsTrue(f) : -1;
+    cJSON_Delete(st);
+    return v;
+}
+
+/* Agent b reads small pieces while agent a streams a cold file: b's small
+ * reads start the guard, so a's large reads are read in pieces, and a gets
+ * the right bytes. With the guard turned off live, a's reads are whole
+ * again. LANEFS_GUARD_DEVICE_US=0 lets every small read count as one that
+ * went to the device, so the test does not depend on the disk's speed. */
+TEST_R(guard_pieces_streams_next_to_small_reads_and_bytes_are_right)
+{
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 8 * MIB, 71);
+    free(make_file(h_str("%s/small", H.lower), 1 * MIB, 72));
+    h_init(NULL);
+    char *env[] = { "LANEFS_GUARD_DEVICE_US=0", NULL };
+    const char *a = h_mount_env("a", env);
+    const char *b = h_mount("b");
+    cr_assert_eq(guard_field("enabled"), 1, "the guard is not on by default");
+
+    for (int round = 0; round < 2; round++) {
+        double pieced = guard_field("pieced"), engaged = guard_field("engaged");
+        drop_caches();
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        pid_t child = spawn_small_reader(h_str("%s/small", b), 1 * MIB, p[1]);
+        char c;
+        ssize_t got = read(p[0], &c, 1);
+        close(p[0]);
+        close(p[1]);
+        if (got != 1)
+            stop_child(child);
+        cr_assert_eq(got, 1, "the small reader did not get going");
+        size_t len;
+        unsigned char *data = read_all(h_str("%s/big", a), &len);
+        stop_child(child);
+        cr_assert_eq(len, 8 * MIB, "round %d: read %zu bytes of 8 MiB", round, len);
+        cr_assert(memcmp(data, want, len) == 0, "round %d: checksum %016llx, want %016llx",
+                  round, (unsigned long long)fnv(data, len), (unsigned long long)fnv(want, len));
+        free(data);
+        if (round == 0) {
+            cr_assert(guard_field("engaged") > engaged, "small reads next to a stream did "
+                      "not start the guard (engaged %.0f)", guard_field("engaged"));
+            cr_assert(guard_field("pieced") > pieced, "no large read was read in pieces "
+                      "while the guard held (%.0f)", guard_field("pieced"));
+            /* Reads of 128 KiB-1 MiB in 128 KiB pieces: more requests than reads. */
+            cr_assert(guard_field("pieces") > guard_field("pieced"), "%.0f reads in pieces "
+                      "took %.0f device requests", guard_field("pieced"),
+                      guard_field("pieces"));
+            struct h_res r;
+            cr_assert_eq(h_lanefs(&r, NULL, "volume", "set", H.state, "--read-guard", "off",
+                                  (char *)NULL), 0, "volume set: %s", r.err);
+            cr_assert_eq(guard_field("enabled"), 0, "the guard is still on");
+            cr_assert_eq(guard_field("active"), 0, "the guard still holds after it was "
+                         "turned off");
+        } else {
+            cr_assert_eq(guard_field("pieced"), pieced, "with the guard off, %.0f large "
+                         "reads were read in pieces", guard_field("pieced") - pieced);
+            cr_assert_eq(guard_field("engaged"), engaged, "the guard started while off");
+        }
+    }
+    free(want);
+}
+
+/* The guard's setting: at init, in volume.conf, shown by status, changed
+ * live and without a daemon; bad values and an empty `volume set` are
+ * refused with what was wrong. */
+TEST_R(read_guard_at_init_live_and_refused)
+{
+    struct h_res r;
+    const char *conf = h_str("%s/volume.conf", H.state);
+
+    cr_assert_eq(h_lanefs(&r, NULL, "init", H.state, "--lower", H.lower,
+                          "--read-guard", "maybe", (char *)NULL), 2,
+                 "init took --read-guard maybe");
+    cr_assert(strstr(r.err, "bad --read-guard 'maybe': expected on or off"), "message: %s",
+              r.err);
+    h_init("--read-guard", "off", (char *)NULL);
+    cr_assert(strstr(h_get(conf), "read_guard = off\n"), "volume.conf: %s", h_get(conf));
+    h_mount("a");
+    cr_assert_eq(guard_field("enabled"), 0, "init --read-guard off, but status says on");
+    cr_assert(strstr(status_human(), "read guard: off"), "status: %s", status_human());
+
+    cr_assert_eq(h_lanefs(&r, NULL, "volume", "set", H.state, "--read-guard", "on",
+                          (char *)NULL), 0, "volume set: %s", r.err);
+    cr_assert_eq(guard_field("enabled"), 1, "volume set --read-guard on did not hold");
+    cr_assert(strstr(h_get(conf), "read_guard = on\n"), "volume.conf: %s", h_get(conf));
+    cr_assert(strstr(status_human(), "read guard: on"), "status: %s", status_human());
+
+    cr_assert_eq(h_lanefs(&r, NULL, "volume", "set", H.state, "--read-guard", "1",
+                          (char *)NULL), 2, "volume set took --read-guard 1");
+    cr_assert(strstr(r.err, "bad --read-guard '1': expected on or off"), "message: %s", r.err);
+    cr_assert_eq(h_lanefs(&r, NULL, "volume", "set", H.state, (char *)NULL), 2,
+                 "volume set took no setting");
+    cr_assert(strstr(r.err, "set needs --volume-read-rate or --read-guard"), "message: %s",
+              r.err);
+    cr_assert_eq(guard_field("enabled"), 1, "a refused set changed the guard");
+
+    /* Without a daemon: volume.conf, for the next one. The read cap is left. */
+    cr_assert_eq(h_lanefs(&r, NULL, "volume", "set", H.state, "--volume-read-rate", "7M",
+                          (char *)NULL), 0, "volume set: %s", r.err);
+    h_umount("a");
+    cr_assert(h_wait_mount(h_mnt("a"), false, H_MOUNT_WAIT_MS));
+    cr_assert_eq(h_lanefs(&r, NULL, "volume", "set", H.state, "--read-guard", "off",
+                          (char *)NULL), 0, "volume set without a daemon: %s", r.err);
+    cr_assert(strstr(h_get(conf), "read_guard = off\n"), "volume.conf: %s", h_get(conf));
+    cr_assert(strstr(h_get(conf), "volume_read_rate = 7340032\n"), "volume.conf: %s",
+              h_get(conf));
+    h_mount("a");
+    cr_assert_eq(guard_field("enabled"), 0, "the next daemon has the guard on");
+}
