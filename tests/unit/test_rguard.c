@@ -284,8 +284,8 @@ Test(rguard, dispatch_returns_piece_only_for_large_reads_while_active)
 #define RD     (1 * MiB)                    /* the dispatched read */
 
 static char tdir[PATH_MAX];
-static char tfile[PATH_MAX];                /* the file the guard reads */
-static char cfile[PATH_MAX];                /* a canary the guard never sees */
+static char tfile[PATH_MAX + 16];           /* the file the guard reads */
+static char cfile[PATH_MAX + 16];           /* a canary the guard never sees */
 static int gfd = -1;                        /* the descriptor given to the guard */
 static long pagesz;
 
