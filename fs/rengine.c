@@ -171,11 +171,13 @@ bool re_read_progress(struct io_uring *ring, struct re_read *r, int res)
 
 void re_read_answer(struct re_read *r, int res)
 {
-    __atomic_sub_fetch(r->mine, 1, __ATOMIC_RELAXED);
     if (res < 0)
         fuse_reply_err(r->req, -res);
     else
         fuse_reply_buf(r->req, r->buf, (size_t)res);
+    /* Only now: a session's end waits for this count to reach 0 before it
+     * destroys the FUSE session the reply went to. */
+    __atomic_sub_fetch(r->mine, 1, __ATOMIC_RELEASE);
     free(r->buf);
     free(r);
 }

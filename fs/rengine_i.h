@@ -38,7 +38,8 @@ bool re_read_submit(struct io_uring *ring, struct re_read *r);
  * when the rest of a short read was queued again (a short read that is not
  * the end of the file would read as the end to the kernel). */
 bool re_read_progress(struct io_uring *ring, struct re_read *r, int res);
-/* Replies to r's request (res < 0: that error, else res bytes) and frees r. */
+/* Replies to r's request (res < 0: that error, else res bytes), then takes r
+ * out of *mine (after the reply: see session end) and frees r. */
 void re_read_answer(struct re_read *r, int res);
 /* The reply for a finished read: what it got, or the error when it got
  * nothing. */
