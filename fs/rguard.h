@@ -17,8 +17,9 @@
  * guard starts drop the unread pages in RGUARD_AHEAD bytes past them
  * (POSIX_FADV_DONTNEED), markers included. Without it, streams that were
  * running when the guard started kept 1-2.7 MiB device requests for
- * about a second, which was the light readers' p99. When no small read has gone to the device for
- * hold_ns, the guard lets go and readahead comes back.
+ * about a second, which was the light readers' p99. When no small read
+ * has gone to the device for hold_ns, the guard lets go and readahead
+ * comes back.
  *
  * A small read is one of at most RGUARD_SMALL bytes; it went to the
  * device when it took longer than RGUARD_DEVICE_NS from submission to
