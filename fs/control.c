@@ -337,6 +337,7 @@ static void status_read_guard(struct daemon *d, cJSON *r)
     cJSON_AddNumberToObject(o, "held_ms", (double)(gs.held_ns / 1000000u));
     cJSON_AddNumberToObject(o, "pieced", (double)gs.pieced);
     cJSON_AddNumberToObject(o, "pieces", (double)gs.pieces);
+    cJSON_AddNumberToObject(o, "held", gs.held);
 }
 
 static void op_status(struct daemon *d, struct conn *c)

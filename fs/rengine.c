@@ -272,6 +272,7 @@ static bool run_commands(struct rengine *e, uint64_t now)
         case CMD_GUARD_STATS:
             rguard_stats(&e->guard, now, &c->guard);
             c->guard.pieces = e->pieces;
+            c->guard.held = e->n_held;
             c->rc = 0;
             break;
         case CMD_STOP:

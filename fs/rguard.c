@@ -47,6 +47,7 @@ void rguard_stats(const struct rguard *g, uint64_t now, struct rguard_stats *out
     out->engaged = g->engaged;
     out->pieced = g->pieced;
     out->pieces = 0;
+    out->held = 0;
     out->held_ns = g->held_ns;
     if (g->guarding)
         out->held_ns += (out->active ? now : g->until) - g->since;

@@ -76,8 +76,10 @@ struct rguard_stats {
     uint64_t held_ns;             /* time it held, the current hold so far included */
     uint64_t pieced;              /* large reads read in pieces */
     uint64_t pieces;              /* device requests they took (the caller's count) */
+    uint32_t held;                /* large reads waiting for it now (the caller's) */
 };
-/* The guard's counters; pieces is left 0 (the ring's owner counts it). */
+/* The guard's counters; pieces and held are left 0 (the ring's owner
+ * counts them). */
 void rguard_stats(const struct rguard *g, uint64_t now, struct rguard_stats *out);
 
 /* Whether the guard holds at now. */

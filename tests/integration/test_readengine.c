@@ -897,6 +897,55 @@ TEST_R(guard_pieces_streams_next_to_small_reads_and_bytes_are_right)
     free(want);
 }
 
+/* Large reads held back by the guard when the daemon stops: every agent's
+ * session ends, the held reads are answered (with EIO, like queued ones)
+ * and the daemon exits; no reader is left blocked. */
+TEST_R(guard_held_reads_answered_when_the_daemon_stops)
+{
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 64 * MIB, 81);
+    free(make_file(h_str("%s/small", H.lower), 1 * MIB, 82));
+    h_init(NULL);
+    /* b's small reads never pause, so pacing would keep a (weight 100) in
+     * the scheduler's queue, level with b; at weight 10000 its reads leave
+     * the scheduler and wait for the guard instead. */
+    char *env[] = { "LANEFS_GUARD_DEVICE_US=0", NULL };
+    const char *b = h_mount_env("b", env);
+    const char *a = mount_opts("a", "--weight", "10000", (char *)NULL);
+    pid_t dpid = h_daemon_pid();
+    drop_caches();
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t small = spawn_small_reader(h_str("%s/small", b), 1 * MIB, p[1]);
+    char c;
+    ssize_t got = read(p[0], &c, 1);
+    close(p[0]);
+    close(p[1]);
+    pid_t readers = got == 1 ? spawn_readers(h_str("%s/big", a), want, 64 * MIB) : -1;
+    bool held = false;
+    for (int i = 0; readers > 0 && i < 200 && !held; i++) {
+        held = guard_field("held") > 0;
+        if (!held)
+            usleep(50 * 1000);
+    }
+    if (held)
+        kill(dpid, SIGTERM);
+    bool gone = held && h_wait_pid_gone(dpid, 60000);
+    int code = readers > 0 ? wait_child(readers, gone ? 60000 : 1000) : 0;
+    if (code < 0)
+        kill(readers, SIGKILL), waitpid(readers, NULL, 0);
+    stop_child(small);
+    cr_assert_eq(got, 1, "the small reader did not get going");
+    cr_assert(held, "no large read was ever held by the guard (pieced %.0f)",
+              guard_field("pieced"));
+    cr_assert(gone, "daemon %d still runs 60 s after SIGTERM with reads held", (int)dpid);
+    cr_assert_neq(code, -1, "readers still blocked 60 s after the daemon exited");
+    cr_assert(h_wait_mount(a, false, H_MOUNT_WAIT_MS), "%s is still mounted", a);
+    cr_assert(h_wait_mount(b, false, H_MOUNT_WAIT_MS), "%s is still mounted", b);
+    h_forget_mount("a");
+    h_forget_mount("b");
+    free(want);
+}
+
 /* The guard's setting: at init, in volume.conf, shown by status, changed
  * live and without a daemon; bad values and an empty `volume set` are
  * refused with what was wrong. */
