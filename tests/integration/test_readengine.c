@@ -796,29 +796,40 @@ TEST_R(lazy_umount_with_reads_on_worker_rings_ends_cleanly)
 
 /* ---- the latency guard (fs/rguard.h) ------------------------------------ */
 
-/* A child that does 4 KiB reads of path (a file of len bytes in an
- * agent's view) over and over, each past the view's page cache, so each is
- * a request to the daemon. It writes one byte to ready after its first 20
- * reads, and dies of SIGALRM after 60 s if nobody kills it. */
-static pid_t spawn_small_reader(const char *path, size_t len, int ready)
+/* Starts a child that does 4 KiB reads of path (a file of len bytes in
+ * an agent's view) over and over, each past the view's page cache, so each
+ * is a request to the daemon, and returns once it has done 20 (-1 when it
+ * failed before). It dies of SIGALRM after 60 s if nobody kills it. */
+static pid_t start_small_reader(const char *path, size_t len)
 {
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid > 0)
-        return pid;
-    alarm(60);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        _exit(2);
-    char buf[4096];
-    for (unsigned i = 0;; i++) {
-        off_t off = (off_t)((i * 7919u) % (len / 4096)) * 4096;
-        posix_fadvise(fd, off, 4096, POSIX_FADV_DONTNEED);
-        if (pread(fd, buf, sizeof buf, off) != (ssize_t)sizeof buf)
-            _exit(3);
-        if (i == 20 && write(ready, "r", 1) != 1)
-            _exit(4);
+    if (pid == 0) {
+        alarm(60);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            _exit(2);
+        char buf[4096];
+        for (unsigned i = 0;; i++) {
+            off_t off = (off_t)((i * 7919u) % (len / 4096)) * 4096;
+            posix_fadvise(fd, off, 4096, POSIX_FADV_DONTNEED);
+            if (pread(fd, buf, sizeof buf, off) != (ssize_t)sizeof buf)
+                _exit(3);
+            if (i == 20 && write(ready[1], "r", 1) != 1)
+                _exit(4);
+        }
     }
+    close(ready[1]);
+    char c;
+    ssize_t got = read(ready[0], &c, 1);
+    close(ready[0]);
+    if (got == 1)
+        return pid;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
 }
 
 static void stop_child(pid_t pid)
@@ -856,16 +867,8 @@ TEST_R(guard_pieces_streams_next_to_small_reads_and_bytes_are_right)
     for (int round = 0; round < 2; round++) {
         double pieced = guard_field("pieced"), engaged = guard_field("engaged");
         drop_caches();
-        int p[2];
-        cr_assert_eq(pipe(p), 0);
-        pid_t child = spawn_small_reader(h_str("%s/small", b), 1 * MIB, p[1]);
-        char c;
-        ssize_t got = read(p[0], &c, 1);
-        close(p[0]);
-        close(p[1]);
-        if (got != 1)
-            stop_child(child);
-        cr_assert_eq(got, 1, "the small reader did not get going");
+        pid_t child = start_small_reader(h_str("%s/small", b), 1 * MIB);
+        cr_assert(child > 0, "the small reader did not get going");
         size_t len;
         unsigned char *data = read_all(h_str("%s/big", a), &len);
         stop_child(child);
@@ -913,16 +916,11 @@ TEST_R(guard_held_reads_answered_when_the_daemon_stops)
     const char *a = mount_opts("a", "--weight", "10000", (char *)NULL);
     pid_t dpid = h_daemon_pid();
     drop_caches();
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t small = spawn_small_reader(h_str("%s/small", b), 1 * MIB, p[1]);
-    char c;
-    ssize_t got = read(p[0], &c, 1);
-    close(p[0]);
-    close(p[1]);
-    pid_t readers = got == 1 ? spawn_readers(h_str("%s/big", a), want, 64 * MIB) : -1;
+    pid_t small = start_small_reader(h_str("%s/small", b), 1 * MIB);
+    cr_assert(small > 0, "the small reader did not get going");
+    pid_t readers = spawn_readers(h_str("%s/big", a), want, 64 * MIB);
     bool held = false;
-    for (int i = 0; readers > 0 && i < 200 && !held; i++) {
+    for (int i = 0; i < 200 && !held; i++) {
         held = guard_field("held") > 0;
         if (!held)
             usleep(50 * 1000);
@@ -930,11 +928,10 @@ TEST_R(guard_held_reads_answered_when_the_daemon_stops)
     if (held)
         kill(dpid, SIGTERM);
     bool gone = held && h_wait_pid_gone(dpid, 60000);
-    int code = readers > 0 ? wait_child(readers, gone ? 60000 : 1000) : 0;
+    int code = wait_child(readers, gone ? 60000 : 1000);
     if (code < 0)
         kill(readers, SIGKILL), waitpid(readers, NULL, 0);
     stop_child(small);
-    cr_assert_eq(got, 1, "the small reader did not get going");
     cr_assert(held, "no large read was ever held by the guard (pieced %.0f)",
               guard_field("pieced"));
     cr_assert(gone, "daemon %d still runs 60 s after SIGTERM with reads held", (int)dpid);
