@@ -217,6 +217,14 @@ static int vol_add_pattern(struct vol_parse *p, const char *value)
     return rc;
 }
 
+/* An on/off key: *off is whether it is "off". */
+static void vol_set_off(struct vol_parse *p, const char *name, const char *value, bool *off)
+{
+    if (strcmp(value, "on") && strcmp(value, "off"))
+        vol_fail(p, -EINVAL, "%s must be on or off, not '%s'", name, value);
+    *off = strcmp(value, "off") == 0;
+}
+
 /* inih callback: nonzero to go on. We always go on (the first error is
  * kept) so inih's return value only adds syntax errors. */
 static int vol_handler(void *user, const char *section, const char *name,
@@ -231,15 +239,11 @@ static int vol_handler(void *user, const char *section, const char *name,
         vol_set_version(p, value);
     else if (strcmp(section, "volume") == 0 && strcmp(name, "lower") == 0)
         vol_set_lower(p, value);
-    else if (strcmp(section, "volume") == 0 && strcmp(name, "journal") == 0) {
-        if (strcmp(value, "on") && strcmp(value, "off"))
-            vol_fail(p, -EINVAL, "journal must be on or off, not '%s'", value);
-        cfg->no_journal = strcmp(value, "off") == 0;
-    } else if (strcmp(section, "volume") == 0 && strcmp(name, "read_guard") == 0) {
-        if (strcmp(value, "on") && strcmp(value, "off"))
-            vol_fail(p, -EINVAL, "read_guard must be on or off, not '%s'", value);
-        cfg->no_read_guard = strcmp(value, "off") == 0;
-    } else if (strcmp(section, "volume") == 0 && strcmp(name, "journal_max") == 0) {
+    else if (strcmp(section, "volume") == 0 && strcmp(name, "journal") == 0)
+        vol_set_off(p, name, value, &cfg->no_journal);
+    else if (strcmp(section, "volume") == 0 && strcmp(name, "read_guard") == 0)
+        vol_set_off(p, name, value, &cfg->no_read_guard);
+    else if (strcmp(section, "volume") == 0 && strcmp(name, "journal_max") == 0) {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(value, &end, 10);

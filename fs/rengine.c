@@ -88,7 +88,6 @@ struct rengine {
     struct re_cmd *cmds;          /* mu */
     struct re_cmd *removing;      /* engine thread: waits for in-flight reads */
     struct rguard guard;          /* engine thread */
-    uint64_t pieces;              /* engine thread: requests of reads in pieces */
     struct re_read *held_head, *held_tail;   /* engine thread: see HELD_MAX */
     unsigned n_held;              /* engine thread */
     struct flight *flights;       /* engine thread: in-flight reads per agent */
@@ -271,7 +270,6 @@ static bool run_commands(struct rengine *e, uint64_t now)
             break;
         case CMD_GUARD_STATS:
             rguard_stats(&e->guard, now, &c->guard);
-            c->guard.pieces = e->pieces;
             c->guard.held = e->n_held;
             c->rc = 0;
             break;
@@ -460,7 +458,6 @@ static void *engine_main(void *arg)
                 break;
             r->sub_ns = now_ns();
             r->piece = rguard_dispatch(&e->guard, r->fd, (uint64_t)r->off, r->size, r->sub_ns);
-            e->pieces += r->piece != 0;
             if (!re_read_submit(&e->ring, r)) {
                 rguard_undispatch(&e->guard, r->size);
                 re_read_answer(r, -EAGAIN);   /* cannot happen: ring > inflight */
@@ -494,7 +491,8 @@ static void *engine_main(void *arg)
             }
             struct re_read *r = io_uring_cqe_get_data(cqe);
             if (!re_read_progress(&e->ring, r, cqe->res)) {
-                e->pieces += r->piece != 0;     /* the next piece went in */
+                if (r->piece)
+                    rguard_next_piece(&e->guard);
                 continue;
             }
             uint64_t t = now_ns();

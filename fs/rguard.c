@@ -46,7 +46,7 @@ void rguard_stats(const struct rguard *g, uint64_t now, struct rguard_stats *out
     out->active = rguard_active(g, now);
     out->engaged = g->engaged;
     out->pieced = g->pieced;
-    out->pieces = 0;
+    out->pieces = g->pieces;
     out->held = 0;
     out->held_ns = g->held_ns;
     if (g->guarding)
@@ -116,7 +116,13 @@ size_t rguard_dispatch(struct rguard *g, int fd, uint64_t off, size_t size, uint
         return 0;
     readahead_off(g, fd, off + size);
     g->pieced++;
+    g->pieces++;
     return g->piece_bytes;
+}
+
+void rguard_next_piece(struct rguard *g)
+{
+    g->pieces++;
 }
 
 void rguard_undispatch(struct rguard *g, size_t size)

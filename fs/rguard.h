@@ -56,6 +56,7 @@ struct rguard {
     unsigned n_ra_off;
     uint64_t engaged;             /* times the guard started */
     uint64_t pieced;              /* large reads read in pieces */
+    uint64_t pieces;              /* device requests they took */
     uint64_t held_ns;             /* time guarded, up to the last let-go */
     uint64_t since;               /* start of the current guarding */
     bool guarding;                /* since is set; tick has not let go */
@@ -75,11 +76,10 @@ struct rguard_stats {
     uint64_t engaged;             /* times it started */
     uint64_t held_ns;             /* time it held, the current hold so far included */
     uint64_t pieced;              /* large reads read in pieces */
-    uint64_t pieces;              /* device requests they took (the caller's count) */
+    uint64_t pieces;              /* device requests they took */
     uint32_t held;                /* large reads waiting for it now (the caller's) */
 };
-/* The guard's counters; pieces and held are left 0 (the ring's owner
- * counts them). */
+/* The guard's counters; held is left 0 (the caller keeps that list). */
 void rguard_stats(const struct rguard *g, uint64_t now, struct rguard_stats *out);
 
 /* Whether the guard holds at now. */
@@ -100,6 +100,9 @@ bool rguard_admit(const struct rguard *g, size_t size, uint64_t now);
  * fd for a large one. The bytes to ask of the device at a time: piece_bytes
  * for a large read while guarding, 0 (all at once) otherwise. */
 size_t rguard_dispatch(struct rguard *g, int fd, uint64_t off, size_t size, uint64_t now);
+
+/* The next piece of a read in pieces went into the device queue. */
+void rguard_next_piece(struct rguard *g);
 
 /* A read of size bytes dispatched with rguard_dispatch has left the queue. */
 void rguard_undispatch(struct rguard *g, size_t size);

@@ -258,6 +258,16 @@ static double status_volume_rate(void)
     return r;
 }
 
+/* `lanefs init` with option set to a bad value: refused (exit 2), with a
+ * message that starts with want. */
+static void init_refuses(const char *option, const char *value, const char *want)
+{
+    struct h_res r;
+    cr_assert_eq(h_lanefs(&r, NULL, "init", H.state, "--lower", H.lower, option, value,
+                          (char *)NULL), 2, "init took %s %s", option, value);
+    cr_assert(strstr(r.err, want), "message: %s", r.err);
+}
+
 static const char *status_human(void)
 {
     struct h_res r;
@@ -270,10 +280,7 @@ TEST_R(volume_read_rate_at_init_live_and_refused)
     struct h_res r;
     const char *conf = h_str("%s/volume.conf", H.state);
 
-    cr_assert_eq(h_lanefs(&r, NULL, "init", H.state, "--lower", H.lower,
-                          "--volume-read-rate", "12Q", (char *)NULL), 2,
-                 "init took --volume-read-rate 12Q");
-    cr_assert(strstr(r.err, "bad --volume-read-rate '12Q'"), "message: %s", r.err);
+    init_refuses("--volume-read-rate", "12Q", "bad --volume-read-rate '12Q'");
     unsigned char *want = make_file(h_str("%s/big", H.lower), 6 * MIB, 11);
     h_init("--volume-read-rate", "50M", (char *)NULL);
     cr_assert(strstr(h_get(conf), "volume_read_rate = 52428800\n"), "volume.conf: %s",
@@ -951,11 +958,7 @@ TEST_R(read_guard_at_init_live_and_refused)
     struct h_res r;
     const char *conf = h_str("%s/volume.conf", H.state);
 
-    cr_assert_eq(h_lanefs(&r, NULL, "init", H.state, "--lower", H.lower,
-                          "--read-guard", "maybe", (char *)NULL), 2,
-                 "init took --read-guard maybe");
-    cr_assert(strstr(r.err, "bad --read-guard 'maybe': expected on or off"), "message: %s",
-              r.err);
+    init_refuses("--read-guard", "maybe", "bad --read-guard 'maybe': expected on or off");
     h_init("--read-guard", "off", (char *)NULL);
     cr_assert(strstr(h_get(conf), "read_guard = off\n"), "volume.conf: %s", h_get(conf));
     h_mount("a");

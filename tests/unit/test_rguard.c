@@ -582,6 +582,32 @@ Test(rguard, stats_count_hold_time_engagements_and_pieces)
     rguard_enable(&g, false, t3);
     rguard_read_done(&g, 4 * KiB, SLOW, t3);
     expect_stats(&g, t3, false, false, 4, 300 * MS + 3 * RGUARD_HOLD_NS, 3, "disabled");
+
+    /* Device requests: one per read put in pieces, one per later piece. */
+    struct rguard_stats st;
+    rguard_stats(&g, t3, &st);
+    cr_assert_eq(st.pieces, 3, "pieces of 3 reads in pieces: expected 3, got %llu",
+                 llu(st.pieces));
+    rguard_next_piece(&g);
+    rguard_next_piece(&g);
+    rguard_stats(&g, t3, &st);
+    cr_assert_eq(st.pieces, 5, "after 2 more pieces: expected 5, got %llu", llu(st.pieces));
+}
+
+/* A guard initialised from the environment has every default (what: the
+ * environment given). */
+static void expect_defaults(const char *what)
+{
+    struct rguard g;
+    rguard_init(&g);
+    cr_assert_eq(g.piece_bytes, RGUARD_PIECE, "%s: piece expected %u, got %zu", what,
+                 RGUARD_PIECE, g.piece_bytes);
+    cr_assert_eq(g.large_max, RGUARD_LARGE_MAX, "%s: large_max expected %u, got %u", what,
+                 RGUARD_LARGE_MAX, g.large_max);
+    cr_assert_eq(g.hold_ns, RGUARD_HOLD_NS, "%s: hold expected %llu, got %llu", what,
+                 llu(RGUARD_HOLD_NS), llu(g.hold_ns));
+    cr_assert_eq(g.device_ns, RGUARD_DEVICE_NS, "%s: device_ns expected %llu, got %llu", what,
+                 llu(RGUARD_DEVICE_NS), llu(g.device_ns));
 }
 
 /* 7. The environment overrides, and malformed values that leave the
@@ -617,15 +643,7 @@ Test(rguard, environment_overrides, .fini = unset_env)
     cr_assert_eq(setenv("LANEFS_GUARD_LARGE", "3 ", 1), 0);
     cr_assert_eq(setenv("LANEFS_GUARD_HOLD_MS", "ms", 1), 0);
     cr_assert_eq(setenv("LANEFS_GUARD_DEVICE_US", "", 1), 0);
-    rguard_init(&g);
-    cr_assert_eq(g.piece_bytes, RGUARD_PIECE, "PIECE_KB=\"12x\": expected %u, got %zu",
-                 RGUARD_PIECE, g.piece_bytes);
-    cr_assert_eq(g.large_max, RGUARD_LARGE_MAX, "LARGE=\"3 \": expected %u, got %u",
-                 RGUARD_LARGE_MAX, g.large_max);
-    cr_assert_eq(g.hold_ns, RGUARD_HOLD_NS, "HOLD_MS=\"ms\": expected %llu, got %llu",
-                 llu(RGUARD_HOLD_NS), llu(g.hold_ns));
-    cr_assert_eq(g.device_ns, RGUARD_DEVICE_NS, "DEVICE_US=\"\": expected %llu, got %llu",
-                 llu(RGUARD_DEVICE_NS), llu(g.device_ns));
+    expect_defaults("PIECE_KB=\"12x\", LARGE=\"3 \", HOLD_MS=\"ms\", DEVICE_US=\"\"");
 
     /* Negative or too large to scale: the defaults. */
     cr_assert_eq(setenv("LANEFS_GUARD_HOLD_MS", "-1", 1), 0);
