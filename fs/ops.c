@@ -662,26 +662,34 @@ static void ovl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         handle_free(fs, h);     /* the caller went away */
 }
 
-/* A read of an agent that reads alone (no rate or IOPS limit, no volume
- * cap, no other agent reading: rengine_shared, which every read of shared
- * data passes) needs no scheduling: it goes to this worker's own ring
- * (rengine_read_here), which answers it at once from the page cache, or
- * later from the device without the engine thread's hand-off. That holds
- * for such an agent's concurrent reads too: 4 concurrent random readers
- * got 0.89-0.96 of the engine-off rate this way against 0.77-0.91 through
- * the engine thread (make bench-engine, two runs each, and 3 x 20 paired
- * bursts by hand: 0.89-0.99 against 0.87-0.89). While several agents read,
- * every read is scheduled, cached or not: the kernel's readahead of the
- * layer file makes most of a stream's reads page-cache hits, so answering
- * those at once would leave the scheduler nothing to share out. True when
- * taken. */
-static bool read_alone(struct ovl_fs *fs, struct ovl_handle *h, fuse_req_t req,
-                       size_t size, off_t off)
+/* A read that needs no scheduling (rengine_route): of an agent without
+ * limits that reads alone, with no volume cap; or a light one next to other
+ * agents' reads (small, few of the agent's unanswered). It goes to this
+ * worker's own ring (rengine_read_here), which answers it at once from the
+ * page cache, or later from the device without the engine thread's
+ * hand-off. A lone agent's concurrent reads too: 4 concurrent random
+ * readers got 0.89-0.96 of the engine-off rate this way against 0.77-0.91
+ * through the engine thread (make bench-engine, two runs each, and 3 x 20
+ * paired bursts by hand: 0.89-0.99 against 0.87-0.89). While several
+ * agents read, every other read is scheduled, cached or not: the kernel's
+ * readahead of the layer file makes most of a stream's reads page-cache
+ * hits, so answering those at once would leave the scheduler nothing to
+ * share out. A light read passes the scheduler because it would give an
+ * agent with next to nothing queued the next slot anyway; on the worker's
+ * ring it saves the two hand-offs through the engine thread, which are
+ * what it waits for beside the device while streams keep the CPUs busy
+ * (docs/readengine.md). True when taken. */
+static bool read_on_worker(struct ovl_fs *fs, struct ovl_handle *h, fuse_req_t req,
+                           size_t size, off_t off)
 {
     struct rengine *e = fs->vol->rengine;
-    if (rengine_shared(e, fs->sid) || !__atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED))
+    enum re_route route = rengine_route(e, fs->sid,
+        __atomic_load_n(&fs->read_unlimited, __ATOMIC_RELAXED), size,
+        __atomic_load_n(&fs->in_engine.unanswered, __ATOMIC_RELAXED));
+    if (route == RE_ROUTE_ENGINE)
         return false;
-    int rc = rengine_read_here(e, fs->sid, req, h->fd, off, size, &fs->in_engine);
+    int rc = rengine_read_here(e, fs->sid, req, h->fd, off, size, &fs->in_engine,
+                               route == RE_ROUTE_HERE_SMALL);
     if (rc < 0)
         return false;
     if (rc == 1) {
@@ -719,7 +727,7 @@ static void ovl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     /* Shared data (the lower, the shared layer) is read by the engine, in
      * the order its scheduler gives; the worker goes back at once. */
     if (!cow && fs->vol->rengine && (h->layer == OVL_LOWER || h->layer == OVL_SHARED) &&
-        (read_alone(fs, h, req, size, off) ||
+        (read_on_worker(fs, h, req, size, off) ||
          rengine_read(fs->vol->rengine, fs->sid, req, h->fd, off, size,
                       &fs->in_engine) == 0))
         return;

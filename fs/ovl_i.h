@@ -35,6 +35,7 @@ struct cowmap;
 #include "fs/config.h"
 #include "fs/pathclass.h"
 #include "fs/quota.h"
+#include "fs/rengine.h"
 #include "fs/volume.h"
 
 #define OVL_XATTR_PREFIX  "user.lanefs."
@@ -135,7 +136,7 @@ struct ovl_fs {
     bool read_unlimited;      /* atomic: no rate or IOPS limit on reads */
     bool readahead_pending;   /* atomic: INIT answered, read-ahead not tuned */
     struct dircache dcache;   /* layer_dir's descriptors */
-    uint64_t in_engine;       /* atomic: this view's reads in the engine */
+    struct re_count in_engine;  /* this view's reads in the engine */
     uint64_t cached_reads, cached_bytes;  /* atomic: shared-data reads answered
                                              from the page cache at once */
     uint64_t direct_reads, direct_bytes;  /* atomic: ...and the other reads

@@ -51,6 +51,15 @@
 #define SHARED_GAP_NS  10000000u
 #define SHARED_HOLD_NS 100000000u
 
+/* A small read of an agent with fewer unanswered than this passes the
+ * scheduler while agents share the volume (rengine_route). Not 1: the
+ * kernel's readahead on an agent's mount turns one reader's 4 KiB random
+ * reads into 2-4 requests at once now and then, and each that went to the
+ * engine instead was one of the slowest; at 1, 32 of a light reader's
+ * reads next to a stream were scheduled in one test run. The price: an
+ * agent with many small reads at once gets this many past its weight. */
+#define LIGHT_UNANSWERED 4u
+
 /* Large reads the scheduler gave out that wait for the latency guard
  * (rguard.h) to admit them; past this many it is asked for no more, so
  * the scheduler keeps ordering the rest. */
@@ -95,6 +104,11 @@ struct rengine {
     uint64_t last_agent, last_ns; /* atomic: the latest read's agent and time */
     uint64_t shared_until;        /* atomic: agents read together until then */
     bool volume_capped;           /* atomic: a volume-wide read cap is set */
+    uint64_t small_slow_ns;       /* atomic: when a small read on a worker's
+                                   * ring last went to the device */
+    uint64_t small_slow_seen;     /* engine thread: the last one it acted on */
+    uint64_t guard_until;         /* atomic, from the engine thread: the guard
+                                   * holds until then (UINT64_MAX: off) */
     FILE *trace;                  /* engine thread: LANEFS_RENGINE_TRACE */
     uint64_t trace_t0, trace_last;
     struct tr { uint64_t agent, samples, depth_sum, depth_max, fl_sum, disp, dbytes; } tr[8];
@@ -102,13 +116,6 @@ struct rengine {
     int init_rc;                  /* mu: the ring's set-up, from the thread */
     bool init_done;               /* mu */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void wake(struct rengine *e)
 {
@@ -126,7 +133,7 @@ static void arm_wake(struct rengine *e)
 }
 
 struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
-                            size_t size, uint64_t *mine)
+                            size_t size, struct re_count *mine)
 {
     struct re_read *r = calloc(1, sizeof(*r));
     if (!r || !(r->buf = malloc(size ? size : 1))) {
@@ -140,7 +147,8 @@ struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
     r->size = size;
     r->agent = agent;
     r->mine = mine;
-    __atomic_add_fetch(mine, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&mine->unanswered, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&mine->live, 1, __ATOMIC_RELAXED);
     return r;
 }
 
@@ -170,13 +178,14 @@ bool re_read_progress(struct io_uring *ring, struct re_read *r, int res)
 
 void re_read_answer(struct re_read *r, int res)
 {
+    __atomic_sub_fetch(&r->mine->unanswered, 1, __ATOMIC_RELAXED);
     if (res < 0)
         fuse_reply_err(r->req, -res);
     else
         fuse_reply_buf(r->req, r->buf, (size_t)res);
     /* Only now: a session's end waits for this count to reach 0 before it
      * destroys the FUSE session the reply went to. */
-    __atomic_sub_fetch(r->mine, 1, __ATOMIC_RELEASE);
+    __atomic_sub_fetch(&r->mine->live, 1, __ATOMIC_RELEASE);
     free(r->buf);
     free(r);
 }
@@ -440,9 +449,16 @@ static void *engine_main(void *arg)
         return NULL;
     arm_wake(e);
     while (!stop) {
-        uint64_t now = now_ns(), wait = UINT64_MAX;
+        uint64_t now = re_now_ns(), wait = UINT64_MAX;
         stop = run_commands(e, now);
+        uint64_t slow = __atomic_load_n(&e->small_slow_ns, __ATOMIC_RELAXED);
+        if (slow != e->small_slow_seen) {
+            e->small_slow_seen = slow;
+            rguard_extend(&e->guard, slow);
+        }
         rguard_tick(&e->guard, now);
+        __atomic_store_n(&e->guard_until, e->guard.enabled ? e->guard.until : UINT64_MAX,
+                         __ATOMIC_RELAXED);
         /* A short device queue only while it buys something (sched.h);
          * whether it does is asked once, and only past the short bound. */
         int symmetric = -1;
@@ -456,7 +472,7 @@ static void *engine_main(void *arg)
             struct re_read *r = next_read(e, now, &wait);
             if (!r)
                 break;
-            r->sub_ns = now_ns();
+            r->sub_ns = re_now_ns();
             r->piece = rguard_dispatch(&e->guard, r->fd, (uint64_t)r->off, r->size, r->sub_ns);
             if (!re_read_submit(&e->ring, r)) {
                 rguard_undispatch(&e->guard, r->size);
@@ -495,7 +511,7 @@ static void *engine_main(void *arg)
                     rguard_next_piece(&e->guard);
                 continue;
             }
-            uint64_t t = now_ns();
+            uint64_t t = re_now_ns();
             e->inflight--;
             flight_add(e, r->agent, -1);
             rguard_undispatch(&e->guard, r->size);
@@ -535,7 +551,7 @@ int rengine_start(struct rengine **out, unsigned max_inflight)
         goto fail;
     const char *tp = getenv("LANEFS_RENGINE_TRACE");
     if (tp && (e->trace = fopen(tp, "w")))
-        e->trace_t0 = e->trace_last = now_ns();
+        e->trace_t0 = e->trace_last = re_now_ns();
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cmd_cv, NULL);
     rc = -pthread_create(&e->thread, NULL, engine_main, e);
@@ -638,9 +654,34 @@ int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *o
     return rc;
 }
 
+enum re_route rengine_route(struct rengine *e, uint64_t agent, bool unlimited,
+                            size_t size, uint64_t busy)
+{
+    bool shared = rengine_shared(e, agent);
+    if (!unlimited || __atomic_load_n(&e->volume_capped, __ATOMIC_RELAXED))
+        return RE_ROUTE_ENGINE;
+    if (!shared)
+        return RE_ROUTE_HERE;
+    return size <= RGUARD_SMALL && busy < LIGHT_UNANSWERED ? RE_ROUTE_HERE_SMALL
+                                                           : RE_ROUTE_ENGINE;
+}
+
+void re_small_done(struct rengine *e, const struct re_read *r)
+{
+    uint64_t now = re_now_ns();
+    if (now - r->sub_ns <= e->guard.device_ns)
+        return;                     /* from the page cache */
+    __atomic_store_n(&e->small_slow_ns, now, __ATOMIC_RELAXED);
+    /* The engine thread takes it in its next round; it is woken for it only
+     * when the guard would otherwise let go soon, so a steady light reader
+     * costs it a wake every half hold, not one per read. */
+    if (now + e->guard.hold_ns / 2 > __atomic_load_n(&e->guard_until, __ATOMIC_RELAXED))
+        wake(e);
+}
+
 bool rengine_shared(struct rengine *e, uint64_t agent)
 {
-    uint64_t now = now_ns();
+    uint64_t now = re_now_ns();
     uint64_t la = __atomic_load_n(&e->last_agent, __ATOMIC_RELAXED);
     uint64_t ln = __atomic_load_n(&e->last_ns, __ATOMIC_RELAXED);
     if (la != agent) {
@@ -656,7 +697,7 @@ bool rengine_shared(struct rengine *e, uint64_t agent)
 }
 
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                 off_t off, size_t size, uint64_t *mine)
+                 off_t off, size_t size, struct re_count *mine)
 {
     struct re_read *r = re_read_new(req, agent, fd, off, size, mine);
     if (!r)

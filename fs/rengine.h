@@ -38,16 +38,41 @@ void rengine_guard_stats(struct rengine *e, struct rguard_stats *out);
 /* The agent's counters (dispatched bytes and reads, time queued, depth). */
 int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *out);
 
+/* An agent's reads in the engine or on workers' rings. Both counts go up
+ * when a read is queued; unanswered goes down just before its reply (what
+ * rengine_route asks: the agent's next read may arrive before the replying
+ * thread goes on), live just after (what a session's end waits for: no
+ * reply may go to a destroyed session). Atomics. */
+struct re_count {
+    uint64_t unanswered;
+    uint64_t live;
+};
+
 /* Queues a read of size bytes at off from fd for req of agent; the engine
- * replies to req. *mine (the agent's count of reads in the engine) goes up
- * now and down when the read is answered. 0, or -errno (the caller
- * replies). */
+ * replies to req. The read is counted in *mine until answered. 0, or
+ * -errno (the caller replies). */
 int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                  off_t off, size_t size, uint64_t *mine);
+                  off_t off, size_t size, struct re_count *mine);
 /* Notes a read of agent; true while several agents read at once or a
  * volume-wide cap is set (then every read is to be scheduled, cached or
  * not). Any thread. */
 bool rengine_shared(struct rengine *e, uint64_t agent);
+
+enum re_route {
+    RE_ROUTE_ENGINE,        /* scheduled: rengine_read */
+    RE_ROUTE_HERE,          /* the agent reads alone: rengine_read_here */
+    RE_ROUTE_HERE_SMALL,    /* a light read next to other agents': the same,
+                             * timed for the latency guard */
+};
+/* Notes a read of size bytes of agent (as rengine_shared) and says where
+ * it goes. unlimited: the agent has no rate or IOPS limit; busy: its reads
+ * unanswered in the engine or on workers' rings now. Without a limit or a volume cap,
+ * a lone agent's reads, and a small read (at most RGUARD_SMALL) of an agent
+ * with few unanswered (a light reader), need no scheduling: the scheduler
+ * would let them through at once. Everything else is scheduled. Any
+ * thread. */
+enum re_route rengine_route(struct rengine *e, uint64_t agent, bool unlimited,
+                            size_t size, uint64_t busy);
 /* Counts a read of agent answered from the page cache, for the trace
  * (LANEFS_RENGINE_TRACE); nothing without one. */
 void rengine_note_cached(struct rengine *e, uint64_t agent, uint64_t bytes);
@@ -65,11 +90,12 @@ void rlocal_stop(struct rlocal *l);
  * -errno. l may be NULL. */
 int  rlocal_wait(struct rlocal *l, int epfd, struct epoll_event *ev);
 /* Submits the read (as rengine_read) to the calling worker's own ring: for
- * a read the scheduler would let through at once. The ring tries it at
- * once; what the page cache holds is answered before the call returns (1),
- * anything else from the worker's rlocal_wait (0). -EAGAIN when the worker
- * has no ring or it is full; -ENOMEM. */
+ * a read the scheduler would let through at once (rengine_route). The ring
+ * tries it at once; what the page cache holds is answered before the call
+ * returns (1), anything else from the worker's rlocal_wait (0). timed: one
+ * that went to the device starts or extends the latency guard. -EAGAIN
+ * when the worker has no ring or it is full; -ENOMEM. */
 int  rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                       off_t off, size_t size, uint64_t *mine);
+                       off_t off, size_t size, struct re_count *mine, bool timed);
 
 #endif

@@ -4,7 +4,9 @@
 #define LANEFS_RENGINE_I_H
 
 #include <liburing.h>
+#include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "fs/rengine.h"
 
@@ -16,13 +18,22 @@ struct re_read {
     size_t size;
     size_t got;                   /* the ring's thread: bytes read so far */
     size_t piece;                 /* bytes asked of the device at a time; 0: all */
-    uint64_t sub_ns;              /* engine thread: when it went to the ring */
+    uint64_t sub_ns;              /* the ring's thread: when it went to the ring */
     uint64_t agent;
     char *buf;
-    uint64_t *mine;               /* atomic: the agent's reads in the engine */
+    struct re_count *mine;        /* the agent's reads in the engine */
     bool offload;                 /* read by io_uring's workers (IOSQE_ASYNC) */
+    bool timed;                   /* a worker's: re_small_done when done */
     struct re_read *next;         /* e->mu: the engine's incoming list */
 };
+
+/* Monotonic nanoseconds. */
+static inline uint64_t re_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Sets up a ring for the calling thread alone (single issuer, deferred
  * task run; a plain ring on kernels that refuse those). 0 or -errno. */
@@ -31,7 +42,7 @@ int re_ring_init(struct io_uring *ring, unsigned entries);
 /* A read of size bytes at off from fd for req, counted in *mine
  * until answered, with a buffer of its own. NULL when out of memory. */
 struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
-                            size_t size, uint64_t *mine);
+                            size_t size, struct re_count *mine);
 /* Queues what is left of r to read on ring. False when the ring is full. */
 bool re_read_submit(struct io_uring *ring, struct re_read *r);
 /* Takes a completion's result: true when r is done (r->got final), false
@@ -39,8 +50,12 @@ bool re_read_submit(struct io_uring *ring, struct re_read *r);
  * the end of the file would read as the end to the kernel). */
 bool re_read_progress(struct io_uring *ring, struct re_read *r, int res);
 /* Replies to r's request (res < 0: that error, else res bytes), then takes r
- * out of *mine (after the reply: see session end) and frees r. */
+ * out of *mine (see struct re_count) and frees r. */
 void re_read_answer(struct re_read *r, int res);
+/* A timed small read r on a worker's ring is done: when it went to the
+ * device, the engine thread starts or extends the latency guard. Any
+ * thread. */
+void re_small_done(struct rengine *e, const struct re_read *r);
 /* The reply for a finished read: what it got, or the error when it got
  * nothing. */
 static inline int re_read_result(const struct re_read *r, int res)

@@ -60,7 +60,13 @@ bool rguard_active(const struct rguard *g, uint64_t now)
 
 void rguard_read_done(struct rguard *g, size_t size, uint64_t took_ns, uint64_t now)
 {
-    if (!g->enabled || size > RGUARD_SMALL || took_ns <= g->device_ns)
+    if (size <= RGUARD_SMALL && took_ns > g->device_ns)
+        rguard_extend(g, now);
+}
+
+void rguard_extend(struct rguard *g, uint64_t now)
+{
+    if (!g->enabled)
         return;
     if (g->guarding && !rguard_active(g, now)) {
         /* The hold ended before a tick let go: that hold is over, and this
@@ -73,7 +79,8 @@ void rguard_read_done(struct rguard *g, size_t size, uint64_t took_ns, uint64_t 
         g->since = now;
         g->guarding = true;
     }
-    g->until = now + g->hold_ns;
+    if (now + g->hold_ns > g->until)    /* a late report never shortens it */
+        g->until = now + g->hold_ns;
 }
 
 bool rguard_admit(const struct rguard *g, size_t size, uint64_t now)

@@ -89,6 +89,9 @@ bool rguard_active(const struct rguard *g, uint64_t now);
  * small one slower than device_ns went to the device, and starts or
  * extends the guard (when enabled). */
 void rguard_read_done(struct rguard *g, size_t size, uint64_t took_ns, uint64_t now);
+/* A small read went to the device at now (one the engine did not time:
+ * a worker's ring's): starts or extends the guard (when enabled). */
+void rguard_extend(struct rguard *g, uint64_t now);
 
 /* Whether a read of size bytes may go into the device queue now. Small
  * reads always may; a large one when the guard does not hold or fewer

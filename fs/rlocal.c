@@ -68,6 +68,8 @@ static bool reap(struct rlocal *l, const struct re_read *watch)
             continue;               /* the rest of a short read is queued */
         l->inflight--;
         seen |= r == watch;
+        if (r->timed)
+            re_small_done(l->engine, r);
         re_read_answer(r, re_read_result(r, cqe->res));
     }
     io_uring_cq_advance(&l->ring, n);
@@ -123,7 +125,7 @@ int rlocal_wait(struct rlocal *l, int epfd, struct epoll_event *ev)
 }
 
 int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
-                      off_t off, size_t size, uint64_t *mine)
+                      off_t off, size_t size, struct re_count *mine, bool timed)
 {
     struct rlocal *l = this_worker;
     if (!l || l->engine != e || l->inflight >= RLOCAL_MAX ||
@@ -132,6 +134,8 @@ int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
     struct re_read *r = re_read_new(req, agent, fd, off, size, mine);
     if (!r)
         return -ENOMEM;
+    if ((r->timed = timed))
+        r->sub_ns = re_now_ns();
     re_read_submit(&l->ring, r);            /* room checked above */
 
     l->inflight++;

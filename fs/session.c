@@ -359,7 +359,7 @@ void sess_reap(struct session *s)
         rengine_agent_remove(d->vol.rengine, s->id);   /* its reads answered */
         /* ...and those on the workers' own rings: they answer every read,
          * error or not, and keep running until the daemon ends. */
-        while (__atomic_load_n(&s->fs.in_engine, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&s->fs.in_engine.live, __ATOMIC_ACQUIRE))
             usleep(1000);
     }
     unsigned nl = lease_release_agent(d->vol.leases, s->agent);

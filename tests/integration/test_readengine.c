@@ -172,10 +172,10 @@ static cJSON *status_json(void)
     return j;
 }
 
-/* "read".FIELD of agent in a fresh status, or -1 when it is not there. */
-static double read_field(const char *agent, const char *field)
+/* "read".FIELD of agent in status st, or -1 when it is not there. */
+static double read_field_of(cJSON *st, const char *agent, const char *field)
 {
-    cJSON *st = status_json(), *a;
+    cJSON *a;
     double v = -1;
     cJSON_ArrayForEach(a, cJSON_GetObjectItem(st, "agents")) {
         cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "agent");
@@ -186,6 +186,14 @@ static double read_field(const char *agent, const char *field)
         if (cJSON_IsNumber(f))
             v = f->valuedouble;
     }
+    return v;
+}
+
+/* "read".FIELD of agent in a fresh status, or -1 when it is not there. */
+static double read_field(const char *agent, const char *field)
+{
+    cJSON *st = status_json();
+    double v = read_field_of(st, agent, field);
     cJSON_Delete(st);
     return v;
 }
@@ -644,12 +652,23 @@ TEST_R(volume_cap_schedules_cached_reads_too)
 
 /* ---- a lone agent: reads on the workers' own rings ------------------------ */
 
-/* Reads of the engine's scheduler: all reads but those answered at once
- * from the page cache and those a worker read on its own ring. */
+/* An agent's reads so far (*all) and those of the engine's scheduler
+ * (*sched: all but those answered at once from the page cache and those a
+ * worker read on its own ring), from one status. */
+static void read_counts(const char *agent, double *all, double *sched)
+{
+    cJSON *st = status_json();
+    *all = read_field_of(st, agent, "reads");
+    *sched = *all - read_field_of(st, agent, "cached_reads") -
+             read_field_of(st, agent, "direct_reads");
+    cJSON_Delete(st);
+}
+
 static double scheduled_reads(const char *agent)
 {
-    return read_field(agent, "reads") - read_field(agent, "cached_reads") -
-           read_field(agent, "direct_reads");
+    double all, sched;
+    read_counts(agent, &all, &sched);
+    return sched;
 }
 
 /* An agent with no limits that reads alone needs no scheduling: its reads
@@ -902,6 +921,55 @@ TEST_R(guard_pieces_streams_next_to_small_reads_and_bytes_are_right)
             cr_assert_eq(guard_field("pieced"), pieced, "with the guard off, %.0f large "
                          "reads were read in pieces", guard_field("pieced") - pieced);
             cr_assert_eq(guard_field("engaged"), engaged, "the guard started while off");
+        }
+    }
+    free(want);
+}
+
+/* Agent b's small reads, one at a time, while agent a streams: the
+ * scheduler would give them the next slot anyway, so they go on the
+ * workers' rings (none is scheduled) and, timed there, still start the
+ * guard. Once b has a limit, its reads are scheduled again.
+ * LANEFS_GUARD_DEVICE_US=0 counts every timed read as one that went to
+ * the device. */
+TEST_R(light_reads_next_to_a_stream_pass_the_scheduler_and_start_the_guard)
+{
+    unsigned char *want = make_file(h_str("%s/big", H.lower), 8 * MIB, 73);
+    free(make_file(h_str("%s/small", H.lower), 1 * MIB, 74));
+    h_init(NULL);
+    char *env[] = { "LANEFS_GUARD_DEVICE_US=0", NULL };
+    const char *a = h_mount_env("a", env);
+    const char *b = h_mount("b");
+    for (int limited = 0; limited < 2; limited++) {
+        drop_caches();
+        pid_t child = start_small_reader(h_str("%s/small", b), 1 * MIB);
+        cr_assert(child > 0, "the small reader did not get going");
+        double engaged = guard_field("engaged"), reads_b, sched_b;
+        read_counts("b", &reads_b, &sched_b);
+        size_t len;
+        unsigned char *data = read_all(h_str("%s/big", a), &len);
+        stop_child(child);
+        cr_assert(len == 8 * MIB && memcmp(data, want, len) == 0,
+                  "a read %zu bytes of 8 MiB, checksum %016llx, want %016llx", len,
+                  (unsigned long long)fnv(data, len), (unsigned long long)fnv(want, 8 * MIB));
+        free(data);
+        double all, sched;
+        read_counts("b", &all, &sched);
+        all -= reads_b;
+        sched -= sched_b;
+        if (!limited) {
+            cr_assert(guard_field("engaged") > engaged, "b's reads on the workers' rings "
+                      "did not start the guard (engaged %.0f)", guard_field("engaged"));
+            /* Not none: the kernel's readahead on b's mount sends several
+             * of its reads at once now and then, and past 4 they queue. */
+            cr_assert(all > 0 && sched < all / 4, "%.0f of b's %.0f small reads next to a's "
+                      "stream were scheduled", sched, all);
+            struct h_res r;
+            cr_assert_eq(h_lanefs(&r, NULL, "agent", "set", H.state, "b", "--read-iops",
+                                  "1000000", (char *)NULL), 0, "agent set: %s", r.err);
+        } else {
+            cr_assert(all > 0 && sched == all, "b has an IOPS limit, yet only %.0f of its "
+                      "%.0f reads were scheduled", sched, all);
         }
     }
     free(want);

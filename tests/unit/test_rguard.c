@@ -110,6 +110,40 @@ Test(rguard, slow_small_read_starts_and_extends_hold)
 
 /* 2. Fast small reads, large reads and a disabled guard never start it;
  * disabling it while it holds ends the hold then. */
+/* A report from a worker's ring (rguard_extend) starts and extends the
+ * hold like a timed read; one that arrives late never shortens it, and a
+ * disabled guard ignores it. */
+Test(rguard, extend_from_a_late_report_never_shortens_the_hold)
+{
+    struct rguard g;
+    guard_init(&g);
+    rguard_extend(&g, T0);
+    cr_assert_eq(g.engaged, 1, "engaged after a report: expected 1, got %llu", llu(g.engaged));
+    expect_active(&g, T0 + RGUARD_HOLD_NS - 1, true, "1 ns before the hold ends");
+
+    uint64_t t1 = T0 + 50 * MS;
+    rguard_read_done(&g, 4 * KiB, SLOW, t1);
+    rguard_extend(&g, T0 + 10 * MS);            /* older than t1's read */
+    cr_assert_eq(g.until, t1 + RGUARD_HOLD_NS, "a late report moved until to T0%+lld "
+                 "(want T0+%llu)", (long long)(g.until - T0), llu(t1 + RGUARD_HOLD_NS - T0));
+    cr_assert_eq(g.engaged, 1, "an extension is no new engagement: got %llu", llu(g.engaged));
+
+    /* After the hold ended (no tick between), a report starts a new one. */
+    uint64_t t2 = t1 + RGUARD_HOLD_NS + 1;
+    rguard_extend(&g, t2);
+    cr_assert_eq(g.engaged, 2, "a report after the hold: engaged expected 2, got %llu",
+                 llu(g.engaged));
+    cr_assert_eq(g.until, t2 + RGUARD_HOLD_NS, "until after the restart: T0%+lld",
+                 (long long)(g.until - T0));
+
+    struct rguard off;
+    guard_init(&off);
+    rguard_enable(&off, false, T0);
+    rguard_extend(&off, T0);
+    expect_active(&off, T0, false, "disabled, after a report");
+    cr_assert_eq(off.engaged, 0, "disabled: engaged expected 0, got %llu", llu(off.engaged));
+}
+
 Test(rguard, fast_or_large_reads_and_disabled_guard_never_start)
 {
     struct rguard g;
