@@ -54,10 +54,11 @@
 /* A small read of an agent with fewer unanswered than this passes the
  * scheduler while agents share the volume (rengine_route). Not 1: the
  * kernel's readahead on an agent's mount turns one reader's 4 KiB random
- * reads into 2-4 requests at once now and then, and each that went to the
- * engine instead was one of the slowest; at 1, 32 of a light reader's
- * reads next to a stream were scheduled in one test run. The price: an
- * agent with many small reads at once gets this many past its weight. */
+ * reads into several requests at once now and then (up to 7 in a test
+ * run), and each that went to the engine took its longer path; at 1, 32
+ * of a light reader's reads next to a stream were scheduled in one test
+ * run. The price: an agent with many small reads at once gets this many
+ * past its weight. */
 #define LIGHT_UNANSWERED 4u
 
 /* Large reads the scheduler gave out that wait for the latency guard
