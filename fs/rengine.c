@@ -655,10 +655,29 @@ int rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *o
     return rc;
 }
 
+/* Notes a read of agent; true while several agents read at once: reads
+ * of two agents SHARED_GAP_NS apart make the volume shared for
+ * SHARED_HOLD_NS. Any thread. */
+static bool note_sharing(struct rengine *e, uint64_t agent)
+{
+    uint64_t now = re_now_ns();
+    uint64_t la = __atomic_load_n(&e->last_agent, __ATOMIC_RELAXED);
+    uint64_t ln = __atomic_load_n(&e->last_ns, __ATOMIC_RELAXED);
+    if (la != agent) {
+        if (now - ln < SHARED_GAP_NS)
+            __atomic_store_n(&e->shared_until, now + SHARED_HOLD_NS, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->last_agent, agent, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&e->last_ns, now, __ATOMIC_RELAXED);
+    return now < __atomic_load_n(&e->shared_until, __ATOMIC_RELAXED);
+}
+
 enum re_route rengine_route(struct rengine *e, uint64_t agent, bool unlimited,
                             size_t size, uint64_t busy)
 {
-    bool shared = rengine_shared(e, agent);
+    bool shared = note_sharing(e, agent);     /* noted on every read */
+    /* Under a volume cap even a lone agent's cached reads count against
+     * it, so they are scheduled too. */
     if (!unlimited || __atomic_load_n(&e->volume_capped, __ATOMIC_RELAXED))
         return RE_ROUTE_ENGINE;
     if (!shared)
@@ -678,23 +697,6 @@ void re_small_done(struct rengine *e, const struct re_read *r)
      * costs it a wake every half hold, not one per read. */
     if (now + e->guard.hold_ns / 2 > __atomic_load_n(&e->guard_until, __ATOMIC_RELAXED))
         wake(e);
-}
-
-bool rengine_shared(struct rengine *e, uint64_t agent)
-{
-    uint64_t now = re_now_ns();
-    uint64_t la = __atomic_load_n(&e->last_agent, __ATOMIC_RELAXED);
-    uint64_t ln = __atomic_load_n(&e->last_ns, __ATOMIC_RELAXED);
-    if (la != agent) {
-        if (now - ln < SHARED_GAP_NS)
-            __atomic_store_n(&e->shared_until, now + SHARED_HOLD_NS, __ATOMIC_RELAXED);
-        __atomic_store_n(&e->last_agent, agent, __ATOMIC_RELAXED);
-    }
-    __atomic_store_n(&e->last_ns, now, __ATOMIC_RELAXED);
-    /* Under a volume cap even a lone agent's cached reads count against
-     * it, so they are scheduled too. */
-    return now < __atomic_load_n(&e->shared_until, __ATOMIC_RELAXED) ||
-           __atomic_load_n(&e->volume_capped, __ATOMIC_RELAXED);
 }
 
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,

@@ -53,24 +53,20 @@ struct re_count {
  * -errno (the caller replies). */
 int  rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
                   off_t off, size_t size, struct re_count *mine);
-/* Notes a read of agent; true while several agents read at once or a
- * volume-wide cap is set (then every read is to be scheduled, cached or
- * not). Any thread. */
-bool rengine_shared(struct rengine *e, uint64_t agent);
-
 enum re_route {
     RE_ROUTE_ENGINE,        /* scheduled: rengine_read */
     RE_ROUTE_HERE,          /* the agent reads alone: rengine_read_here */
     RE_ROUTE_HERE_SMALL,    /* a light read next to other agents': the same,
                              * timed for the latency guard */
 };
-/* Notes a read of size bytes of agent (as rengine_shared) and says where
- * it goes. unlimited: the agent has no rate or IOPS limit; busy: its reads
- * unanswered in the engine or on workers' rings now. Without a limit or a volume cap,
- * a lone agent's reads, and a small read (at most RGUARD_SMALL) of an agent
- * with few unanswered (a light reader), need no scheduling: the scheduler
- * would let them through at once. Everything else is scheduled. Any
- * thread. */
+/* Notes a read of size bytes of agent (reads of two agents within 10 ms
+ * make the volume shared for the next 100 ms) and says where it goes.
+ * unlimited: the agent has no rate or IOPS limit; busy: its reads
+ * unanswered in the engine or on workers' rings now. Without a limit or a
+ * volume cap, a lone agent's reads, and a small read (at most
+ * RGUARD_SMALL) of an agent with few unanswered (a light reader), need no
+ * scheduling: the scheduler would let them through at once. Everything
+ * else is scheduled, cached or not. Any thread. */
 enum re_route rengine_route(struct rengine *e, uint64_t agent, bool unlimited,
                             size_t size, uint64_t busy);
 /* Counts a read of agent answered from the page cache, for the trace

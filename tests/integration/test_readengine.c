@@ -883,6 +883,24 @@ static double guard_field(const char *field)
     return v;
 }
 
+/* Reads big (8 MiB in an agent's view, cache dropped first) while a small
+ * reader goes on small (1 MiB in another agent's view), and checks the
+ * bytes against want. round names the pass in the messages. */
+static void stream_next_to_small_reader(const char *big, const unsigned char *want,
+                                        const char *small, int round)
+{
+    drop_caches();
+    pid_t child = start_small_reader(small, 1 * MIB);
+    cr_assert(child > 0, "the small reader did not get going");
+    size_t len;
+    unsigned char *data = read_all(big, &len);
+    stop_child(child);
+    cr_assert_eq(len, 8 * MIB, "round %d: read %zu bytes of 8 MiB", round, len);
+    cr_assert(memcmp(data, want, len) == 0, "round %d: checksum %016llx, want %016llx",
+              round, (unsigned long long)fnv(data, len), (unsigned long long)fnv(want, len));
+    free(data);
+}
+
 /* Agent b reads small pieces while agent a streams a cold file: b's small
  * reads start the guard, so a's large reads are read in pieces, and a gets
  * the right bytes. With the guard turned off live, a's reads are whole
@@ -900,16 +918,7 @@ TEST_R(guard_pieces_streams_next_to_small_reads_and_bytes_are_right)
 
     for (int round = 0; round < 2; round++) {
         double pieced = guard_field("pieced"), engaged = guard_field("engaged");
-        drop_caches();
-        pid_t child = start_small_reader(h_str("%s/small", b), 1 * MIB);
-        cr_assert(child > 0, "the small reader did not get going");
-        size_t len;
-        unsigned char *data = read_all(h_str("%s/big", a), &len);
-        stop_child(child);
-        cr_assert_eq(len, 8 * MIB, "round %d: read %zu bytes of 8 MiB", round, len);
-        cr_assert(memcmp(data, want, len) == 0, "round %d: checksum %016llx, want %016llx",
-                  round, (unsigned long long)fnv(data, len), (unsigned long long)fnv(want, len));
-        free(data);
+        stream_next_to_small_reader(h_str("%s/big", a), want, h_str("%s/small", b), round);
         if (round == 0) {
             cr_assert(guard_field("engaged") > engaged, "small reads next to a stream did "
                       "not start the guard (engaged %.0f)", guard_field("engaged"));
@@ -936,7 +945,7 @@ TEST_R(guard_pieces_streams_next_to_small_reads_and_bytes_are_right)
 
 /* Agent b's small reads, one at a time, while agent a streams: the
  * scheduler would give them the next slot anyway, so they go on the
- * workers' rings (none is scheduled) and, timed there, still start the
+ * workers' rings (few are scheduled) and, timed there, still start the
  * guard. Once b has a limit, its reads are scheduled again.
  * LANEFS_GUARD_DEVICE_US=0 counts every timed read as one that went to
  * the device. */
@@ -949,18 +958,9 @@ TEST_R(light_reads_next_to_a_stream_pass_the_scheduler_and_start_the_guard)
     const char *a = h_mount_env("a", env);
     const char *b = h_mount("b");
     for (int limited = 0; limited < 2; limited++) {
-        drop_caches();
-        pid_t child = start_small_reader(h_str("%s/small", b), 1 * MIB);
-        cr_assert(child > 0, "the small reader did not get going");
         double engaged = guard_field("engaged"), reads_b, sched_b;
         read_counts("b", &reads_b, &sched_b);
-        size_t len;
-        unsigned char *data = read_all(h_str("%s/big", a), &len);
-        stop_child(child);
-        cr_assert(len == 8 * MIB && memcmp(data, want, len) == 0,
-                  "a read %zu bytes of 8 MiB, checksum %016llx, want %016llx", len,
-                  (unsigned long long)fnv(data, len), (unsigned long long)fnv(want, 8 * MIB));
-        free(data);
+        stream_next_to_small_reader(h_str("%s/big", a), want, h_str("%s/small", b), limited);
         double all, sched;
         read_counts("b", &all, &sched);
         all -= reads_b;
