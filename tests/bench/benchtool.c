@@ -11,6 +11,13 @@
  *                                       COUNT aligned 4 KiB preads in all, split
  *                                       over JOBS threads (default 1), each with
  *                                       its own descriptor and offsets:         IOPS
+ *   benchtool pair randread A B COUNT SEED JOBS SLICES
+ *   benchtool pair seqread A B SLICES
+ *                                       the same workload on two files (two
+ *                                       mounts), in SLICES turns each, taken
+ *                                       A B B A A B ...: a disk whose speed
+ *                                       drifts slows both alike. Prints the
+ *                                       rate of A, then of B (IOPS, MB/s)
  *   benchtool smallfiles DIR COUNT      create+write 4 KiB+close COUNT files in
  *                                       DIR, then unlink them all:              files/s
  *   benchtool append FILE               open O_APPEND, write 1 byte, close:     seconds
@@ -27,6 +34,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,19 +74,11 @@ static void write_all(int fd, const char *buf, size_t len, const char *path)
     }
 }
 
-/* len < 0: to the end of the file. */
-static int cmd_seqread(const char *path, off_t off, long long len)
+/* Reads up to len bytes (len < 0: to the end) from fd's position, bufsz at
+ * a time; the bytes read. */
+static uint64_t read_span(int fd, char *buf, size_t bufsz, long long len,
+                          const char *path)
 {
-    size_t bufsz = 1 << 20;
-    char *buf = malloc(bufsz);
-    if (!buf)
-        die("malloc", NULL);
-    double t0 = now();
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        die("open", path);
-    if (off > 0 && lseek(fd, off, SEEK_SET) < 0)
-        die("lseek", path);
     uint64_t total = 0;
     for (;;) {
         size_t want = bufsz;
@@ -98,6 +98,24 @@ static int cmd_seqread(const char *path, off_t off, long long len)
             break;
         total += (uint64_t)n;
     }
+    return total;
+}
+
+#define SEQ_BUF (1u << 20)
+
+/* len < 0: to the end of the file. */
+static int cmd_seqread(const char *path, off_t off, long long len)
+{
+    char *buf = malloc(SEQ_BUF);
+    if (!buf)
+        die("malloc", NULL);
+    double t0 = now();
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        die("open", path);
+    if (off > 0 && lseek(fd, off, SEEK_SET) < 0)
+        die("lseek", path);
+    uint64_t total = read_span(fd, buf, SEQ_BUF, len, path);
     close(fd);
     double dt = now() - t0;
     free(buf);
@@ -152,15 +170,13 @@ static void *randread_job(void *arg)
     return NULL;
 }
 
-/* The threads start together and the clock runs until the last has ended,
- * so the figure is the aggregate rate of all jobs. Job k uses seed+k, so one
- * job reads exactly what the single-job run with the same seed reads. */
-static int cmd_randread(const char *path, long count, uint64_t seed, int jobs)
+/* COUNT reads over JOBS threads (checked by the caller); the seconds from
+ * the first thread's start to the last one's end. The threads start
+ * together, so COUNT over it is the aggregate rate of all jobs. Job k uses
+ * seed+k, so one job reads exactly what the single-job run with the same
+ * seed reads. */
+static double randread_run(const char *path, long count, uint64_t seed, int jobs)
 {
-    if (jobs < 1 || jobs > 64 || count < jobs) {
-        errno = EINVAL;
-        die("bad COUNT or JOBS for", path);
-    }
     struct randjob job[64];
     pthread_t tid[64];
     double t0 = now();
@@ -181,8 +197,89 @@ static int cmd_randread(const char *path, long count, uint64_t seed, int jobs)
     if (jobs > 1)
         for (int k = 0; k < jobs; k++)
             pthread_join(tid[k], NULL);
-    double dt = now() - t0;
-    printf("%.0f\n", (double)count / dt);
+    return now() - t0;
+}
+
+static void check_jobs(const char *path, long count, int jobs)
+{
+    if (jobs < 1 || jobs > 64 || count < jobs) {
+        errno = EINVAL;
+        die("bad COUNT or JOBS for", path);
+    }
+}
+
+static int cmd_randread(const char *path, long count, uint64_t seed, int jobs)
+{
+    check_jobs(path, count, jobs);
+    printf("%.0f\n", (double)count / randread_run(path, count, seed, jobs));
+    return 0;
+}
+
+/* Turn i goes to A first when i is even: A B, B A, A B, ... so a drift of
+ * the disk's speed within two turns falls on both files alike. */
+static bool a_first(int turn)
+{
+    return turn % 2 == 0;
+}
+
+/* Each turn reads COUNT/SLICES blocks of each file, at the same offsets in
+ * both (seeded per turn), so the two files see the very same reads. */
+static int cmd_pair_randread(const char *a, const char *b, long count, uint64_t seed,
+                             int jobs, int slices)
+{
+    long per = slices > 0 ? count / slices : 0;
+    if (per < jobs) {
+        errno = EINVAL;
+        die("COUNT must give each of SLICES turns at least JOBS reads; not so for", a);
+    }
+    check_jobs(a, per, jobs);
+    double ta = 0, tb = 0;
+    for (int i = 0; i < slices; i++) {
+        uint64_t s = seed + (uint64_t)i * 64;
+        if (a_first(i)) {
+            ta += randread_run(a, per, s, jobs);
+            tb += randread_run(b, per, s, jobs);
+        } else {
+            tb += randread_run(b, per, s, jobs);
+            ta += randread_run(a, per, s, jobs);
+        }
+    }
+    printf("%.0f %.0f\n", (double)(per * slices) / ta, (double)(per * slices) / tb);
+    return 0;
+}
+
+/* Each file is read start to end through one descriptor (its read-ahead
+ * carries on across turns), a SLICES-th of its size per turn. */
+static int cmd_pair_seqread(const char *a, const char *b, int slices)
+{
+    const char *path[2] = { a, b };
+    int fd[2];
+    struct stat st;
+    char *buf = malloc(SEQ_BUF);
+    if (!buf)
+        die("malloc", NULL);
+    for (int k = 0; k < 2; k++)
+        if ((fd[k] = open(path[k], O_RDONLY)) < 0)
+            die("open", path[k]);
+    if (slices < 1 || fstat(fd[0], &st) < 0) {
+        errno = EINVAL;
+        die("bad SLICES, or no size of", a);
+    }
+    long long chunk = (st.st_size + slices - 1) / slices;
+    double t[2] = { 0, 0 };
+    uint64_t bytes[2] = { 0, 0 };
+    for (int i = 0; i < slices; i++) {
+        for (int j = 0; j < 2; j++) {
+            int k = a_first(i) ? j : 1 - j;
+            double t0 = now();
+            bytes[k] += read_span(fd[k], buf, SEQ_BUF, chunk, path[k]);
+            t[k] += now() - t0;
+        }
+    }
+    close(fd[0]);
+    close(fd[1]);
+    free(buf);
+    printf("%.1f %.1f\n", (double)bytes[0] / 1e6 / t[0], (double)bytes[1] / 1e6 / t[1]);
     return 0;
 }
 
@@ -338,6 +435,7 @@ static int cmd_mksrc(const char *root, long ndirs, long nfiles, uint64_t seed)
 static void usage(void)
 {
     fputs("usage: benchtool seqread FILE [OFF LEN] | randread FILE COUNT SEED [JOBS] |\n"
+          "       pair randread A B COUNT SEED JOBS SLICES | pair seqread A B SLICES |\n"
           "       smallfiles DIR COUNT | append FILE | overwrite FILE |\n"
           "       mktree DIR NDIRS NFILES | mksrc DIR NDIRS NFILES SEED\n",
           stderr);
@@ -356,6 +454,11 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "randread") == 0 && (argc == 5 || argc == 6))
         return cmd_randread(argv[2], atol(argv[3]), strtoull(argv[4], NULL, 10),
                             argc == 6 ? atoi(argv[5]) : 1);
+    if (strcmp(cmd, "pair") == 0 && argc == 9 && strcmp(argv[2], "randread") == 0)
+        return cmd_pair_randread(argv[3], argv[4], atol(argv[5]),
+                                 strtoull(argv[6], NULL, 10), atoi(argv[7]), atoi(argv[8]));
+    if (strcmp(cmd, "pair") == 0 && argc == 6 && strcmp(argv[2], "seqread") == 0)
+        return cmd_pair_seqread(argv[3], argv[4], atoi(argv[5]));
     if (strcmp(cmd, "smallfiles") == 0 && argc == 4)
         return cmd_smallfiles(argv[2], atol(argv[3]));
     if (strcmp(cmd, "append") == 0 && argc == 3)

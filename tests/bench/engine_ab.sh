@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # engine_ab.sh - one agent's reads through the read engine against the read
 # path before it (LANEFS_READ_ENGINE=off: the worker reads shared data
-# itself), on the same lower file, in alternating runs.
+# itself), side by side in the same run.
 #
-# Each round mounts a fresh volume twice, once with the engine on and once
-# off (the order alternates between rounds, so neither always goes first),
-# and runs on a cold page cache, with the benchmark tool of `make bench`:
-#   rand1  4 KiB random preads of the 1 GiB lower file, 1 job     IOPS
+# Each round mounts two fresh volumes at once, one with the engine on and
+# one with it off, each over its own copy of the same 1 GiB lower file (the
+# copies trade places every round, so where a copy lies on the disk favours
+# neither side). Each workload then runs on a cold page cache against both
+# mounts in turns, A B B A A B ... (benchtool pair), so that a drift of the
+# virtual disk's speed, which moves single runs by tens of per cent from one
+# minute to the next, falls on both sides alike:
+#   rand1  4 KiB random preads of the lower file, 1 job           IOPS
 #   rand4  the same with 4 jobs                                   IOPS
 #   seq    sequential read of the whole file                      MB/s
-# It prints, per workload, the median of the rounds with min-max for each
-# side, the ratio of the medians, and the median of the per-round ratios
-# (on / off of the same round, the measure least moved by the disk's drift).
+# Both sides read the same offsets, each in its own copy. It prints, per
+# workload, the median of the rounds with min-max for each side, the ratio
+# of the medians, and the median of the per-round ratios.
 #
 # Environment:
 #   LANEFS             lanefs binary (default: build/lanefs)
 #   AB_ROUNDS          rounds (default 8)
 #   AB_BIG_MB          size of the lower file in MiB (default 1024)
-#   AB_RAND            random reads per run (default 20000)
+#   AB_RAND            random reads per side and run (default 20000)
+#   AB_TURNS           turns per side and run (default 20)
+#   AB_CONTROL         1: the "off" side runs with the engine on too, to show
+#                      how far apart two identical sides come out
 #   AB_OUT             markdown table (default: build/engine_ab.md)
 #   AB_TMPDIR          where the scratch dir is made (default: build/)
 #
@@ -32,11 +39,12 @@ TOOL=$ROOT/build/bench/benchtool
 ROUNDS=${AB_ROUNDS:-8}
 BIG_MB=${AB_BIG_MB:-1024}
 RAND=${AB_RAND:-20000}
+TURNS=${AB_TURNS:-20}
+CONTROL=${AB_CONTROL:-0}
 OUT=${AB_OUT:-$ROOT/build/engine_ab.md}
 TMPDIR_BASE=${AB_TMPDIR:-$ROOT/build}
 TIMEOUT=60
 WORK=""
-MNT=""
 
 die() { echo "engine_ab.sh: $*" >&2; exit 1; }
 
@@ -45,16 +53,17 @@ is_mounted() {
 }
 
 unmount_view() {
-    [[ -n $MNT ]] && is_mounted "$MNT" || return 0
-    timeout "$TIMEOUT" "$LANEFS" umount "$MNT" >/dev/null 2>&1 || umount -l "$MNT" 2>/dev/null || true
+    is_mounted "$1" || return 0
+    timeout "$TIMEOUT" "$LANEFS" umount "$1" >/dev/null 2>&1 || umount -l "$1" 2>/dev/null || true
 }
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     set +e
-    unmount_view
     if [[ -n $WORK && -d $WORK ]]; then
+        unmount_view "$WORK/m-on"
+        unmount_view "$WORK/m-off"
         if awk -v w="$WORK/" 'index($2, w) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
             echo "engine_ab.sh: a mount below $WORK is still there; leaving it" >&2
         else
@@ -71,51 +80,71 @@ trap 'exit 130' INT TERM
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "AB_ROUNDS must be a positive integer, not '$ROUNDS'"
 [[ $BIG_MB =~ ^[1-9][0-9]*$ ]] || die "AB_BIG_MB must be a positive integer, not '$BIG_MB'"
 [[ $RAND =~ ^[1-9][0-9]*$ ]] || die "AB_RAND must be a positive integer, not '$RAND'"
+[[ $TURNS =~ ^[1-9][0-9]*$ ]] || die "AB_TURNS must be a positive integer, not '$TURNS'"
+((RAND >= TURNS * 4)) || die "AB_RAND ($RAND) must be at least 4 reads per turn (AB_TURNS=$TURNS)"
+[[ $CONTROL == 0 || $CONTROL == 1 ]] || die "AB_CONTROL must be 0 or 1, not '$CONTROL'"
 
 mkdir -p "$TMPDIR_BASE" "$(dirname "$TOOL")"
 cc -O2 -std=c11 -Wall -Wextra -Werror -pthread -o "$TOOL" "$SCRIPT_DIR/benchtool.c"
 WORK=$(mktemp -d "$TMPDIR_BASE/engine_ab.XXXXXX")
-mkdir -p "$WORK/lower" "$WORK/m"
-MNT=$WORK/m
-echo "engine_ab.sh: creating a ${BIG_MB} MiB lower file" >&2
-dd if=/dev/urandom of="$WORK/lower/big.bin" bs=1M count="$BIG_MB" status=none
+mkdir -p "$WORK/lower1" "$WORK/lower2" "$WORK/m-on" "$WORK/m-off"
+echo "engine_ab.sh: creating two copies of a ${BIG_MB} MiB lower file" >&2
+dd if=/dev/urandom of="$WORK/lower1/big.bin" bs=1M count="$BIG_MB" status=none
+cp "$WORK/lower1/big.bin" "$WORK/lower2/big.bin"
 sync
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
-# run_side on|off: a fresh volume and mount, then the three workloads, each
+# mount_side on|off LOWER: a fresh volume over LOWER, mounted at m-on|m-off.
+mount_side() {
+    local side=$1 lower=$2 engine=on
+    [[ $side == off && $CONTROL == 0 ]] && engine=off
+    rm -rf "$WORK/state-$side"
+    "$LANEFS" init "$WORK/state-$side" --lower "$lower" >/dev/null
+    LANEFS_READ_ENGINE=$engine timeout "$TIMEOUT" "$LANEFS" mount "$WORK/state-$side" \
+        --agent a "$WORK/m-$side" >/dev/null
+    is_mounted "$WORK/m-$side" || die "mount with the engine $engine failed"
+}
+
+# run_round: both sides mounted at once, the three workloads in turns, each
 # on a cold cache. Appends "workload side value" lines to $WORK/results.
-run_side() {
-    local side=$1 v
-    rm -rf "$WORK/state"
-    "$LANEFS" init "$WORK/state" --lower "$WORK/lower" >/dev/null
-    if [[ $side == off ]]; then
-        LANEFS_READ_ENGINE=off timeout "$TIMEOUT" "$LANEFS" mount "$WORK/state" --agent a "$MNT" >/dev/null
+run_round() {
+    local a=$WORK/m-on/big.bin b=$WORK/m-off/big.bin v
+    if ((round % 2)); then
+        mount_side on "$WORK/lower1"; mount_side off "$WORK/lower2"
     else
-        env -u LANEFS_READ_ENGINE timeout "$TIMEOUT" "$LANEFS" mount "$WORK/state" --agent a "$MNT" >/dev/null
+        mount_side on "$WORK/lower2"; mount_side off "$WORK/lower1"
     fi
-    is_mounted "$MNT" || die "mount with the engine $side failed"
     drop_caches
-    v=$("$TOOL" randread "$MNT/big.bin" "$RAND" $((round * 7 + 1)) 1); echo "rand1 $side $v" >>"$WORK/results"
+    v=$("$TOOL" pair randread "$a" "$b" "$RAND" $((round * 7919 + 1)) 1 "$TURNS")
+    echo "rand1 on ${v% *}" >>"$WORK/results"; echo "rand1 off ${v#* }" >>"$WORK/results"
     drop_caches
-    v=$("$TOOL" randread "$MNT/big.bin" "$RAND" $((round * 7 + 2)) 4); echo "rand4 $side $v" >>"$WORK/results"
+    v=$("$TOOL" pair randread "$a" "$b" "$RAND" $((round * 7919 + 2)) 4 "$TURNS")
+    echo "rand4 on ${v% *}" >>"$WORK/results"; echo "rand4 off ${v#* }" >>"$WORK/results"
     drop_caches
-    v=$("$TOOL" seqread "$MNT/big.bin"); echo "seq $side $v" >>"$WORK/results"
-    unmount_view
-    is_mounted "$MNT" && die "the mount with the engine $side did not go"
+    v=$("$TOOL" pair seqread "$a" "$b" "$TURNS")
+    echo "seq on ${v% *}" >>"$WORK/results"; echo "seq off ${v#* }" >>"$WORK/results"
+    for side in on off; do
+        unmount_view "$WORK/m-$side"
+        is_mounted "$WORK/m-$side" && die "the mount at m-$side did not go"
+    done
     return 0
 }
 
 : >"$WORK/results"
 for ((round = 1; round <= ROUNDS; round++)); do
     echo "engine_ab.sh: round $round of $ROUNDS" >&2
-    if ((round % 2)); then run_side on; run_side off; else run_side off; run_side on; fi
+    run_round
 done
 
 # Per workload: medians, min-max, ratio of medians, median per-round ratio.
 {
-    echo "One agent, cold cache, ${BIG_MB} MiB lower file, $ROUNDS alternating rounds;"
-    echo "engine on: this build; off: \`LANEFS_READ_ENGINE=off\` (the read path before the engine)."
+    echo "One agent, cold cache, ${BIG_MB} MiB lower file, $ROUNDS rounds of $TURNS turns per side (A B B A ...);"
+    if ((CONTROL)); then
+        echo "CONTROL RUN: both sides are this build with the engine on; the table shows how far two identical sides come out."
+    else
+        echo "engine on: this build; off: \`LANEFS_READ_ENGINE=off\` (the read path before the engine)."
+    fi
     echo "Command: \`make bench-engine\`; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r)."
     echo
     echo "| workload | engine on: median (min–max) | off: median (min–max) | on/off of medians | median of per-round on/off |"
