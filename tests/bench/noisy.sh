@@ -10,8 +10,14 @@
 # Phases (NOISY_SECS each; before each the disk is let settle (no write or
 # discard for a second) and the page cache is dropped):
 #   light-alone   l1..l3 do 4 KiB random reads at NOISY_LIGHT_RATE/s each
-#   heavy-alone   heavy reads sequentially flat out with NOISY_JOBS readers
 #   mixed         both at once: the light agents' latency next to the heavy
+#                 These two are taken in NOISY_TURNS turns each, alone and
+#                 mixed alternating (A M M A A M ...), and each light
+#                 agent's samples of all turns of one kind are pooled: this
+#                 virtual disk's small-read latency drifts by several times
+#                 from one minute to the next, and two phases one after the
+#                 other put that drift into the ratio of their p99s
+#   heavy-alone   heavy reads sequentially flat out with NOISY_JOBS readers
 #   jain          heavy, l1, l2 all stream (NOISY_JOBS readers each); on lanefs with
 #                 weights 100/200/300 (`lanefs agent set`), the peers have
 #                 no weights, so their index is over the same weights
@@ -39,6 +45,9 @@
 # Environment:
 #   LANEFS            path of the lanefs binary (default: build/lanefs)
 #   NOISY_SECS        seconds per phase (default 20)
+#   NOISY_TURNS       turns the light-alone and the mixed phase are taken in
+#                     (default 4; NOISY_SECS / NOISY_TURNS seconds each, at
+#                     least 2)
 #   NOISY_JOBS        sequential readers of the heavy agent (default 4)
 #   NOISY_LIGHT_RATE  reads/s of each light agent (default 50)
 #   NOISY_LIMIT       --read-rate of the limited agent (default 20M)
@@ -65,6 +74,7 @@ ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 LANEFS=${LANEFS:-$ROOT/build/lanefs}
 BUILD_DIR=$ROOT/build
 SECS=${NOISY_SECS:-20}
+TURNS=${NOISY_TURNS:-4}
 JOBS=${NOISY_JOBS:-4}
 LIGHT_RATE=${NOISY_LIGHT_RATE:-50}
 LIMIT=${NOISY_LIMIT:-20M}
@@ -138,6 +148,9 @@ check_prereqs() {
     [[ -x $LANEFS ]] || die "lanefs binary '$LANEFS' not found (run 'make all')"
     command -v fuse-overlayfs >/dev/null || die "fuse-overlayfs is not installed"
     command -v cc >/dev/null || die "no C compiler"
+    [[ $SECS =~ ^[1-9][0-9]*$ ]] || die "NOISY_SECS must be a positive integer, not '$SECS'"
+    [[ $TURNS =~ ^[1-9][0-9]*$ ]] || die "NOISY_TURNS must be a positive integer, not '$TURNS'"
+    ((SECS / TURNS >= 2)) || die "NOISY_SECS / NOISY_TURNS must be at least 2 s (now $SECS / $TURNS)"
 }
 
 build_tool() {
@@ -236,12 +249,13 @@ mount_system() {
 files_of() { local k=$1 i; for ((i = k; i < NFILES; i += 3)); do printf 's/f%d ' "$i"; done; }
 all_files() { local i; for ((i = 0; i < NFILES; i++)); do printf 's/f%d ' "$i"; done; }
 
-# start NAME AGENT MODE ARG FILES...: a load generator in the background,
-# its output in $WORK/out/NAME.
+# start NAME AGENT MODE ARG FILES...: a load generator in the background
+# for PHASE_SECS (default NOISY_SECS), its output in $WORK/out/NAME.
 start() {
     local name=$1 agent=$2 mode=$3 arg=$4
     shift 4
-    "$TOOL" "$mode" "$SECS" "$arg" "$LOWER" "${VIEW[$agent]}" "$@" >"$WORK/out/$name" &
+    "$TOOL" "$mode" "${PHASE_SECS:-$SECS}" "$arg" "$LOWER" "${VIEW[$agent]}" "$@" \
+        >"$WORK/out/$name" &
     PIDS+=($!)
 }
 
@@ -258,12 +272,39 @@ mbps() { awk -v b="$(val "$1" bytes)" -v s="$SECS" 'BEGIN { printf "%.1f", b / s
 
 light_start() { local i; for i in 1 2 3; do start "$1-l$i" "l$i" rand "$LIGHT_RATE" "r/l$i"; done; }
 
-# Records p50/p99 of the light agents of phase PH under key prefix.
+# light_turns SYS: the light-alone and mixed phases in TURNS turns each,
+# A M M A A M ...; each turn's light samples go to $WORK/out/PH-lI.lat, the
+# heavy agent's bytes of the mixed turns are summed.
+light_turns() {
+    local sys=$1 t ph i bytes=0
+    local PHASE_SECS=$((SECS / TURNS))
+    for ((t = 0; t < 2 * TURNS; t++)); do
+        if (((t + 1) / 2 % 2 == 0)); then ph=light; else ph=mixed; fi
+        log "[$sys] turn $((t + 1)) of $((2 * TURNS)): $([[ $ph == light ]] && echo "light alone" || echo "heavy + light")"
+        drop_caches
+        if [[ $ph == mixed ]]; then start mixed-heavy heavy seq "$JOBS" $(all_files); fi
+        light_start "$ph"
+        wait_all
+        for i in 1 2 3; do
+            awk '$1 == "lat_us" { print $2 }' "$WORK/out/$ph-l$i" >>"$WORK/out/$ph-l$i.lat"
+        done
+        if [[ $ph == mixed ]]; then bytes=$((bytes + $(val mixed-heavy bytes))); fi
+    done
+    R["$sys|heavy-mixed"]=$(awk -v b="$bytes" -v s="$((PHASE_SECS * TURNS))" \
+        'BEGIN { printf "%.1f", b / s / 1048576 }')
+}
+
+# pct FILE Q: the Q-quantile of the samples in FILE, as noisy_load takes it
+# (the sample at floor((n - 1) * Q) in ascending order).
+pct() { sort -n "$1" | awk -v q="$2" '{ v[NR] = $1 } END { if (NR) print v[int((NR - 1) * q) + 1] }'; }
+
+# Records p50/p99 of the light agents' pooled samples of phase PH.
 light_record() {
     local sys=$1 ph=$2 i
     for i in 1 2 3; do
-        R["$sys|$ph-p50-l$i"]=$(val "$ph-l$i" p50_us)
-        R["$sys|$ph-p99-l$i"]=$(val "$ph-l$i" p99_us)
+        R["$sys|$ph-p50-l$i"]=$(pct "$WORK/out/$ph-l$i.lat" 0.5)
+        R["$sys|$ph-p99-l$i"]=$(pct "$WORK/out/$ph-l$i.lat" 0.99)
+        R["$sys|$ph-n-l$i"]=$(wc -l <"$WORK/out/$ph-l$i.lat")
     done
 }
 
@@ -293,16 +334,12 @@ run_phases() {
     local sys=$1 i k
     mkdir -p "$WORK/out"
     settle_reads
-    log "[$sys] light alone"
-    drop_caches; light_start light; wait_all
+    light_turns "$sys"
     light_record "$sys" light
+    light_record "$sys" mixed
     log "[$sys] heavy alone"
     drop_caches; start heavy heavy seq "$JOBS" $(all_files); wait_all
     R["$sys|heavy-alone"]=$(mbps heavy)
-    log "[$sys] heavy + light"
-    drop_caches; start mixed-heavy heavy seq "$JOBS" $(all_files); light_start mixed; wait_all
-    light_record "$sys" mixed
-    R["$sys|heavy-mixed"]=$(mbps mixed-heavy)
     log "[$sys] three streaming agents, weights ${WEIGHTS[*]}"
     local agents3=(heavy l1 l2)
     if [[ $sys == lanefs ]]; then
@@ -363,6 +400,7 @@ report() {
     local s i worst_ratio
     {
         echo "NOISY_SECS=$SECS, heavy jobs $JOBS, light $LIGHT_RATE reads/s each, limit $LIMIT, $NFILES x $FILE_MB MiB streamed files"
+        echo "Light agents alone and next to the heavy one: $TURNS turns of $((SECS / TURNS)) s each, alternating (A M M A ...), samples pooled per agent (lanefs l1: $(get "lanefs|light-n-l1") samples alone, $(get "lanefs|mixed-n-l1") next to heavy)"
         echo
         echo "| measure | lanefs | fuse-overlayfs | bind |"
         echo "|---|---|---|---|"

@@ -7,7 +7,9 @@
  *   noisy_load rand SECS RATE LOWER VIEW FILE...
  *       4 KiB aligned random preads over the FILEs at RATE per second on a
  *       fixed schedule (open loop: a slow read does not lower the offered
- *       rate). Prints "reads N", "p50_us X", "p99_us X", "max_us X".
+ *       rate). Prints "reads N", "p50_us X", "p99_us X", "max_us X", then
+ *       one "lat_us X" line per read, in the order they were made (so
+ *       several runs' samples can be pooled).
  *
  * Both keep the data cold, so every read costs a device read: after each
  * file (seq) or each read (rand) the pages are dropped with
@@ -152,13 +154,19 @@ static int run_rand(int secs, double rate)
         lat[n++] = now() - t0;
         evict(fds[f], files[f], off, 4096);
     }
-    qsort(lat, n, sizeof *lat, cmp_double);
+    double *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted)
+        return 1;
+    memcpy(sorted, lat, n * sizeof *lat);
+    qsort(sorted, n, sizeof *sorted, cmp_double);
     printf("reads %zu\n", n);
     if (n) {
-        printf("p50_us %.0f\n", lat[(n - 1) / 2] * 1e6);
-        printf("p99_us %.0f\n", lat[(size_t)((double)(n - 1) * 0.99)] * 1e6);
-        printf("max_us %.0f\n", lat[n - 1] * 1e6);
+        printf("p50_us %.0f\n", sorted[(n - 1) / 2] * 1e6);
+        printf("p99_us %.0f\n", sorted[(size_t)((double)(n - 1) * 0.99)] * 1e6);
+        printf("max_us %.0f\n", sorted[n - 1] * 1e6);
     }
+    for (size_t i = 0; i < n; i++)
+        printf("lat_us %.0f\n", lat[i] * 1e6);
     return 0;
 }
 
