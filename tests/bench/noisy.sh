@@ -274,7 +274,11 @@ light_start() { local i; for i in 1 2 3; do start "$1-l$i" "l$i" rand "$LIGHT_RA
 
 # light_turns SYS: the light-alone and mixed phases in TURNS turns each,
 # A M M A A M ...; each turn's light samples go to $WORK/out/PH-lI.lat, the
-# heavy agent's bytes of the mixed turns are summed.
+# heavy agent's bytes of the mixed turns are summed. The stream and the
+# light readers start together, as in one long phase: a stream that ran
+# unguarded before the light readers came (a second's head start, tried)
+# puts the guard's reaction, the first light reads waiting behind the
+# stream's full device queue, into every turn.
 light_turns() {
     local sys=$1 t ph i bytes=0
     local PHASE_SECS=$((SECS / TURNS))
@@ -288,6 +292,7 @@ light_turns() {
         for i in 1 2 3; do
             awk '$1 == "lat_us" { print $2 }' "$WORK/out/$ph-l$i" >>"$WORK/out/$ph-l$i.lat"
         done
+        log "[$sys]   p99 of l1/l2/l3 in this turn: $(val "$ph-l1" p99_us)/$(val "$ph-l2" p99_us)/$(val "$ph-l3" p99_us) us"
         if [[ $ph == mixed ]]; then bytes=$((bytes + $(val mixed-heavy bytes))); fi
     done
     R["$sys|heavy-mixed"]=$(awk -v b="$bytes" -v s="$((PHASE_SECS * TURNS))" \
