@@ -66,7 +66,7 @@
 #
 # Must run as root. Everything lives under one mktemp dir that is removed at
 # the end; every mount is unmounted and every process started is killed, also
-# on error or Ctrl-C. Run time with the defaults: about 5 minutes.
+# on error or Ctrl-C. Run time with the defaults: about 7 minutes.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -269,7 +269,8 @@ wait_all() {
 }
 
 val() { awk -v k="$2" '$1 == k { print $2 }' "$WORK/out/$1"; }
-mbps() { awk -v b="$(val "$1" bytes)" -v s="$SECS" 'BEGIN { printf "%.1f", b / s / 1048576 }'; }
+mib_per_s() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1048576 }'; }
+mbps() { mib_per_s "$(val "$1" bytes)" "$SECS"; }
 
 light_start() { local i; for i in 1 2 3; do start "$1-l$i" "l$i" rand "$LIGHT_RATE" "r/l$i"; done; }
 
@@ -283,30 +284,31 @@ light_start() { local i; for i in 1 2 3; do start "$1-l$i" "l$i" rand "$LIGHT_RA
 light_turns() {
     local sys=$1 t ph i bytes=0
     local PHASE_SECS=$((SECS / TURNS))
-    # A turn alone first whose samples are not counted: twice the first
-    # turn after the lower was written stalled all three light agents at
-    # once (p99 52-73 ms against 1-3 ms in the turns after), which lifts the
-    # pooled p99 alone of whichever system runs first.
-    log "[$sys] warm-up turn: light alone, not counted"
-    drop_caches
-    light_start warmup
-    wait_all
-    log "[$sys]   p99 of l1/l2/l3 in this turn: $(val warmup-l1 p99_us)/$(val warmup-l2 p99_us)/$(val warmup-l3 p99_us) us"
-    for ((t = 0; t < 2 * TURNS; t++)); do
-        if (((t + 1) / 2 % 2 == 0)); then ph=light; else ph=mixed; fi
-        log "[$sys] turn $((t + 1)) of $((2 * TURNS)): $([[ $ph == light ]] && echo "light alone" || echo "heavy + light")"
+    # Turn -1 is a turn alone whose samples are not counted: twice the
+    # first turn after the lower was written stalled all three light agents
+    # at once (p99 52-73 ms against 1-3 ms in the turns after), which lifts
+    # the pooled p99 alone of whichever system runs first.
+    for ((t = -1; t < 2 * TURNS; t++)); do
+        if ((t < 0)); then ph=warmup
+        elif (((t + 1) / 2 % 2 == 0)); then ph=light
+        else ph=mixed; fi
+        case $ph in
+            warmup) log "[$sys] warm-up turn: light alone, not counted" ;;
+            light)  log "[$sys] turn $((t + 1)) of $((2 * TURNS)): light alone" ;;
+            mixed)  log "[$sys] turn $((t + 1)) of $((2 * TURNS)): heavy + light" ;;
+        esac
         drop_caches
         if [[ $ph == mixed ]]; then start mixed-heavy heavy seq "$JOBS" $(all_files); fi
         light_start "$ph"
         wait_all
+        log "[$sys]   p99 of l1/l2/l3 in this turn: $(val "$ph-l1" p99_us)/$(val "$ph-l2" p99_us)/$(val "$ph-l3" p99_us) us"
+        [[ $ph == warmup ]] && continue
         for i in 1 2 3; do
             awk '$1 == "lat_us" { print $2 }' "$WORK/out/$ph-l$i" >>"$WORK/out/$ph-l$i.lat"
         done
-        log "[$sys]   p99 of l1/l2/l3 in this turn: $(val "$ph-l1" p99_us)/$(val "$ph-l2" p99_us)/$(val "$ph-l3" p99_us) us"
         if [[ $ph == mixed ]]; then bytes=$((bytes + $(val mixed-heavy bytes))); fi
     done
-    R["$sys|heavy-mixed"]=$(awk -v b="$bytes" -v s="$((PHASE_SECS * TURNS))" \
-        'BEGIN { printf "%.1f", b / s / 1048576 }')
+    R["$sys|heavy-mixed"]=$(mib_per_s "$bytes" $((PHASE_SECS * TURNS)))
 }
 
 # pct FILE Q: the Q-quantile of the samples in FILE, as noisy_load takes it
