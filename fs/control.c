@@ -398,6 +398,10 @@ static void op_status(struct daemon *d, struct conn *c)
             cJSON_AddNumberToObject(rd, "cached_reads", (double)cr);
             cJSON_AddNumberToObject(rd, "direct_bytes", (double)db);
             cJSON_AddNumberToObject(rd, "direct_reads", (double)dr);
+            cJSON_AddNumberToObject(rd, "spliced_bytes", (double)__atomic_load_n(
+                &s->fs.in_engine.spliced_bytes, __ATOMIC_RELAXED));
+            cJSON_AddNumberToObject(rd, "spliced_reads", (double)__atomic_load_n(
+                &s->fs.in_engine.spliced_reads, __ATOMIC_RELAXED));
             cJSON_AddNumberToObject(rd, "queued_ms", (double)(ss.queued_ns / 1000000));
             cJSON_AddNumberToObject(rd, "depth", ss.depth);
             double up = (double)(now - s->started);

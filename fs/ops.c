@@ -90,6 +90,7 @@ static void ovl_init(void *userdata, struct fuse_conn_info *conn)
     __atomic_store_n(&fs->readahead_pending, true, __ATOMIC_RELEASE);
     /* Writes must reach the layer in order; no kernel write-back cache. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    conn->max_write = OVL_MAX_IO;       /* libfuse derives max_pages from it */
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
         conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 }

@@ -20,6 +20,7 @@
 
 #include "fs/log.h"
 #include "fs/rengine.h"
+#include "fs/rpipe.h"
 #include "fs/rengine_i.h"
 #include "fs/rguard.h"
 
@@ -38,6 +39,12 @@
  * the copy. 8 agents streaming a cold file at once: 734-919 MB/s (median
  * 881) against 607-974 (726) inline, 5 alternating rounds. */
 #define OFFLOAD_MIN (128u * 1024)
+/* Pipes kept for spliced reads (fs/rpipe.h): as many as the ring holds
+ * reads, so a steady stream makes none. Reads that go through the engine
+ * thread and are offloaded are spliced; the workers' own rings read into
+ * memory, where a read the page cache holds is answered at once (a splice
+ * always goes to io_uring's workers). */
+#define PIPES_KEPT 32u
 /* Pacing (sched_set_pacing): an agent may get up to PACE_LAG bytes (at
  * weight 100) ahead of its share of what a contending agent gets, and an
  * agent contends for PACE_IDLE_NS after its last read ended. 15 ms covers
@@ -89,6 +96,7 @@ struct rengine {
     struct io_uring ring;
     int efd;
     uint64_t efd_val;             /* engine thread: target of the wake read */
+    struct rpipe_pool *pipes;     /* spliced reads' pipes (any thread) */
     unsigned max_inflight;
     unsigned inflight;            /* engine thread */
     struct sched *sched;          /* engine thread */
@@ -133,13 +141,20 @@ static void arm_wake(struct rengine *e)
     io_uring_sqe_set_data64(sqe, TAG_WAKE);
 }
 
-struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
-                            size_t size, struct re_count *mine)
+struct re_read *re_read_new(struct rengine *e, fuse_req_t req, uint64_t agent,
+                            int fd, off_t off, size_t size, struct re_count *mine,
+                            bool splice)
 {
     struct re_read *r = calloc(1, sizeof(*r));
-    if (!r || !(r->buf = malloc(size ? size : 1))) {
-        free(r);
+    if (!r)
         return NULL;
+    r->pipe[0] = r->pipe[1] = -1;
+    r->pipes = e->pipes;
+    if (!splice || size < OFFLOAD_MIN || rpipe_get(e->pipes, off, size, r->pipe) < 0) {
+        if (!(r->buf = malloc(size ? size : 1))) {
+            free(r);
+            return NULL;
+        }
     }
     r->item.bytes = size;
     r->req = req;
@@ -161,16 +176,32 @@ bool re_read_submit(struct io_uring *ring, struct re_read *r)
     size_t len = r->size - r->got;
     if (r->piece && len > r->piece)
         len = r->piece;
-    io_uring_prep_read(sqe, r->fd, r->buf + r->got, (unsigned)len,
-                       (uint64_t)r->off + r->got);
+    if (r->pipe[1] >= 0)
+        io_uring_prep_splice(sqe, r->fd, r->off + (int64_t)r->got, r->pipe[1], -1,
+                             (unsigned)len, 0);
+    else
+        io_uring_prep_read(sqe, r->fd, r->buf + r->got, (unsigned)len,
+                           (uint64_t)r->off + r->got);
     io_uring_sqe_set_data(sqe, r);
     if (r->offload)
         sqe->flags |= IOSQE_ASYNC;
     return true;
 }
 
+/* Makes r, whose splice was refused before any byte, a read into memory. */
+static bool unsplice(struct re_read *r)
+{
+    if (!(r->buf = malloc(r->size ? r->size : 1)))
+        return false;
+    rpipe_put(r->pipes, r->pipe);
+    r->pipe[0] = r->pipe[1] = -1;
+    return true;
+}
+
 bool re_read_progress(struct io_uring *ring, struct re_read *r, int res)
 {
+    if (res == -EINVAL && r->pipe[0] >= 0 && r->got == 0 && unsplice(r))
+        return !re_read_submit(ring, r);
     if (res <= 0)
         return true;
     r->got += (size_t)res;
@@ -180,13 +211,22 @@ bool re_read_progress(struct io_uring *ring, struct re_read *r, int res)
 void re_read_answer(struct re_read *r, int res)
 {
     __atomic_sub_fetch(&r->mine->unanswered, 1, __ATOMIC_RELAXED);
-    if (res < 0)
+    if (res < 0) {
         fuse_reply_err(r->req, -res);
-    else
+    } else if (r->pipe[0] >= 0) {
+        struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)res);
+        bv.buf[0].flags = FUSE_BUF_IS_FD;
+        bv.buf[0].fd = r->pipe[0];
+        __atomic_add_fetch(&r->mine->spliced_reads, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&r->mine->spliced_bytes, (uint64_t)res, __ATOMIC_RELAXED);
+        fuse_reply_data(r->req, &bv, FUSE_BUF_SPLICE_MOVE);
+    } else {
         fuse_reply_buf(r->req, r->buf, (size_t)res);
+    }
     /* Only now: a session's end waits for this count to reach 0 before it
      * destroys the FUSE session the reply went to. */
     __atomic_sub_fetch(&r->mine->live, 1, __ATOMIC_RELEASE);
+    rpipe_put(r->pipes, r->pipe);
     free(r->buf);
     free(r);
 }
@@ -536,6 +576,9 @@ int rengine_start(struct rengine **out, unsigned max_inflight)
     e->max_inflight = max_inflight ? max_inflight : 32;
     e->flights = calloc(e->max_inflight + 1, sizeof(*e->flights));
     e->sched = sched_new(0);
+    const char *sp = getenv("LANEFS_READ_SPLICE");
+    bool splice = !(sp && !strcmp(sp, "off"));
+    e->pipes = splice ? rpipe_pool_new(PIPES_KEPT) : NULL;
     rguard_init(&e->guard);
     if (e->sched) {
         uint64_t lag = PACE_LAG, idle = PACE_IDLE_NS;
@@ -547,7 +590,8 @@ int rengine_start(struct rengine **out, unsigned max_inflight)
         sched_set_pacing(e->sched, lag, idle);
     }
     e->efd = eventfd(0, EFD_CLOEXEC);
-    int rc = (!e->flights || !e->sched) ? -ENOMEM : e->efd < 0 ? -errno : 0;
+    int rc = (!e->flights || !e->sched || (splice && !e->pipes)) ? -ENOMEM :
+             e->efd < 0 ? -errno : 0;
     if (rc < 0)
         goto fail;
     const char *tp = getenv("LANEFS_RENGINE_TRACE");
@@ -573,6 +617,7 @@ fail:
     if (e->efd >= 0)
         close(e->efd);
     sched_free(e->sched);
+    rpipe_pool_free(e->pipes);
     free(e->flights);
     free(e);
     return rc;
@@ -602,6 +647,7 @@ void rengine_stop(struct rengine *e)
     pthread_join(e->thread, NULL);   /* it closes its ring */
     close(e->efd);
     sched_free(e->sched);
+    rpipe_pool_free(e->pipes);
     free(e->flights);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cmd_cv);
@@ -702,7 +748,7 @@ void re_small_done(struct rengine *e, const struct re_read *r)
 int rengine_read(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
                  off_t off, size_t size, struct re_count *mine)
 {
-    struct re_read *r = re_read_new(req, agent, fd, off, size, mine);
+    struct re_read *r = re_read_new(e, req, agent, fd, off, size, mine, true);
     if (!r)
         return -ENOMEM;
     r->offload = size >= OFFLOAD_MIN;

@@ -42,10 +42,12 @@ int  rengine_agent_stats(struct rengine *e, uint64_t agent, struct sched_stats *
  * when a read is queued; unanswered goes down just before its reply (what
  * rengine_route asks: the agent's next read may arrive before the replying
  * thread goes on), live just after (what a session's end waits for: no
- * reply may go to a destroyed session). Atomics. */
+ * reply may go to a destroyed session). The spliced counts are the reads
+ * answered from a pipe (fs/rpipe.h) and their bytes. Atomics. */
 struct re_count {
     uint64_t unanswered;
     uint64_t live;
+    uint64_t spliced_reads, spliced_bytes;
 };
 
 /* Queues a read of size bytes at off from fd for req of agent; the engine

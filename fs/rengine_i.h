@@ -20,7 +20,9 @@ struct re_read {
     size_t piece;                 /* bytes asked of the device at a time; 0: all */
     uint64_t sub_ns;              /* the ring's thread: when it went to the ring */
     uint64_t agent;
-    char *buf;
+    char *buf;                    /* NULL while it is spliced through pipe */
+    int pipe[2];                  /* from pipes (fs/rpipe.h); -1: not spliced */
+    struct rpipe_pool *pipes;
     struct re_count *mine;        /* the agent's reads in the engine */
     bool offload;                 /* read by io_uring's workers (IOSQE_ASYNC) */
     bool timed;                   /* a worker's: re_small_done when done */
@@ -39,18 +41,24 @@ static inline uint64_t re_now_ns(void)
  * task run; a plain ring on kernels that refuse those). 0 or -errno. */
 int re_ring_init(struct io_uring *ring, unsigned entries);
 
-/* A read of size bytes at off from fd for req, counted in *mine
- * until answered, with a buffer of its own. NULL when out of memory. */
-struct re_read *re_read_new(fuse_req_t req, uint64_t agent, int fd, off_t off,
-                            size_t size, struct re_count *mine);
-/* Queues what is left of r to read on ring. False when the ring is full. */
+/* A read of size bytes at off from fd for req, counted in *mine until
+ * answered: spliced through a pipe of e's when splice is set, the read is
+ * large enough to pay for it and a pipe is to be had, else read into a
+ * buffer of its own. NULL when out of memory. */
+struct re_read *re_read_new(struct rengine *e, fuse_req_t req, uint64_t agent,
+                            int fd, off_t off, size_t size, struct re_count *mine,
+                            bool splice);
+/* Queues what is left of r to read (or splice) on ring. False when the
+ * ring is full. */
 bool re_read_submit(struct io_uring *ring, struct re_read *r);
 /* Takes a completion's result: true when r is done (r->got final), false
  * when the rest of a short read was queued again (a short read that is not
- * the end of the file would read as the end to the kernel). */
+ * the end of the file would read as the end to the kernel), or when a
+ * splice the layer's filesystem refused was queued again as a read. */
 bool re_read_progress(struct io_uring *ring, struct re_read *r, int res);
-/* Replies to r's request (res < 0: that error, else res bytes), then takes r
- * out of *mine (see struct re_count) and frees r. */
+/* Replies to r's request (res < 0: that error, else res bytes, from the
+ * pipe or the buffer), then takes r out of *mine (see struct re_count),
+ * gives its pipe back and frees r. */
 void re_read_answer(struct re_read *r, int res);
 /* A timed small read r on a worker's ring is done: when it went to the
  * device, the engine thread starts or extends the latency guard. Any

@@ -131,7 +131,7 @@ int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
     if (!l || l->engine != e || l->inflight >= RLOCAL_MAX ||
         io_uring_sq_space_left(&l->ring) < 2)    /* a read and the poll */
         return -EAGAIN;
-    struct re_read *r = re_read_new(req, agent, fd, off, size, mine);
+    struct re_read *r = re_read_new(e, req, agent, fd, off, size, mine, false);
     if (!r)
         return -ENOMEM;
     if ((r->timed = timed))

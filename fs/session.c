@@ -81,10 +81,10 @@ struct session *sess_find(struct daemon *d, const char *agent, const char *mount
     return NULL;
 }
 
-#define SESS_READAHEAD_KB 1024  /* one maximal FUSE request */
+#define SESS_READAHEAD_KB (OVL_MAX_IO / 1024)  /* one maximal FUSE request */
 
 /* The kernel reads ahead 128 KiB on a FUSE mount, so a sequential reader
- * costs a request per 128 KiB where one may carry 1 MiB (max_pages). The
+ * costs a request per 128 KiB where one may carry OVL_MAX_IO. The
  * INIT answer caps the read-ahead at what the kernel offered in INIT, so
  * this runs after it. Where sysfs is read-only the default stays. */
 void sess_tune_readahead(struct session *s)

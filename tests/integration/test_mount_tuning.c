@@ -1,8 +1,9 @@
 /* test_mount_tuning.c - what the daemon sets up for speed: the kernel's
  * read-ahead of each agent mount, raised from its 128 KiB FUSE default to
- * one maximal request, so a sequential reader costs a request per MiB; and
+ * one maximal request, so a sequential reader costs a request per 1008 KiB; and
  * the layer roots' hint to spread their subdirectories over the disk. */
 #include "harness.h"
+#include "fs/ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,13 +34,15 @@ static long readahead_kb(const char *mnt)
     return kb;
 }
 
-TEST_T(every_mount_reads_ahead_one_mib)
+/* One maximal request (OVL_MAX_IO, 1008 KiB) per read-ahead window. */
+TEST_T(every_mount_reads_ahead_one_maximal_request)
 {
     h_init((char *)NULL);
     const char *a = h_mount("a");
     const char *b = h_mount("b");
-    cr_assert_eq(readahead_kb(a), 1024, "agent a: read_ahead_kb %ld", readahead_kb(a));
-    cr_assert_eq(readahead_kb(b), 1024, "agent b: read_ahead_kb %ld", readahead_kb(b));
+    long want = OVL_MAX_IO / 1024;
+    cr_assert_eq(readahead_kb(a), want, "agent a: read_ahead_kb %ld", readahead_kb(a));
+    cr_assert_eq(readahead_kb(b), want, "agent b: read_ahead_kb %ld", readahead_kb(b));
 }
 
 /* FS_TOPDIR_FL on the directory at path, or -1 when its filesystem keeps

@@ -724,13 +724,14 @@ TEST_R(lone_agent_concurrent_reads_stay_on_worker_rings)
  * agents: on a loaded machine one child may be done before the other
  * starts, so the pair is read again (up to 3 times, cache dropped each
  * time) until each agent had a read scheduled; the callers' assertions
- * tell when that never happened. */
-static void two_agents_read_at_once(void)
+ * tell when that never happened. env (may be NULL) is added to the
+ * daemon's environment. */
+static void two_agents_read_at_once_env(char *const *env)
 {
     unsigned char *wa = make_file(h_str("%s/ba", H.lower), 24 * MIB, 51);
     unsigned char *wb = make_file(h_str("%s/bb", H.lower), 24 * MIB, 52);
     h_init(NULL);
-    const char *a = h_mount("a");
+    const char *a = h_mount_env("a", env);
     const char *b = h_mount("b");
     for (int round = 0; round < 3; round++) {
         drop_caches();
@@ -748,6 +749,11 @@ static void two_agents_read_at_once(void)
     }
     free(wa);
     free(wb);
+}
+
+static void two_agents_read_at_once(void)
+{
+    two_agents_read_at_once_env(NULL);
 }
 
 /* Two agents reading at once share the volume: their reads are scheduled,
@@ -796,6 +802,30 @@ TEST_R(large_scheduled_reads_go_to_io_uring_workers)
     int n = threads_named(dpid, "iou-wrk-");
     cr_assert(n > 0, "the daemon has no io_uring worker after %.0f scheduled reads",
               scheduled_reads("a") + scheduled_reads("b"));
+}
+
+/* Large scheduled reads are spliced from the layer file through a pipe into
+ * /dev/fuse (fs/rpipe.h), and the bytes are right; with
+ * LANEFS_READ_SPLICE=off none is, and the bytes are right too. */
+TEST_R(large_scheduled_reads_are_spliced_and_right)
+{
+    two_agents_read_at_once();
+    double sa = read_field("a", "spliced_reads"), sb = read_field("b", "spliced_reads");
+    cr_assert(sa + sb > 0, "none of %.0f scheduled reads was spliced",
+              scheduled_reads("a") + scheduled_reads("b"));
+    cr_assert(read_field("a", "spliced_bytes") >= sa * 128 * 1024,
+              "agent a's %.0f spliced reads carried %.0f bytes", sa,
+              read_field("a", "spliced_bytes"));
+}
+
+TEST_R(splice_off_reads_through_memory_and_right)
+{
+    char *env[] = { "LANEFS_READ_SPLICE=off", NULL };
+    two_agents_read_at_once_env(env);
+    cr_assert(scheduled_reads("a") + scheduled_reads("b") > 0, "no read was scheduled");
+    cr_assert(read_field("a", "spliced_reads") == 0 && read_field("b", "spliced_reads") == 0,
+              "splicing is off, yet %.0f and %.0f reads were spliced",
+              read_field("a", "spliced_reads"), read_field("b", "spliced_reads"));
 }
 
 /* A lazy unmount while a lone agent's reads are on the workers' rings: the
