@@ -39,11 +39,12 @@
  * the copy. 8 agents streaming a cold file at once: 734-919 MB/s (median
  * 881) against 607-974 (726) inline, 5 alternating rounds. */
 #define OFFLOAD_MIN (128u * 1024)
-/* Pipes kept for spliced reads (fs/rpipe.h): as many as the ring holds
- * reads, so a steady stream makes none. Reads that go through the engine
- * thread and are offloaded are spliced; the workers' own rings read into
- * memory, where a read the page cache holds is answered at once (a splice
- * always goes to io_uring's workers). */
+/* Pipes kept for spliced reads (fs/rpipe.h): as many as the engine's ring
+ * holds reads, so a steady stream makes few. Reads of at least OFFLOAD_MIN
+ * are spliced, on the engine's ring and on the workers' own: a splice
+ * always goes to io_uring's workers, but a copy of a large read through
+ * memory costs more than that hand-off (one agent, 4 readers of cold
+ * files: 884-927 MiB/s spliced against 650-827 copied, 3 alternating runs). */
 #define PIPES_KEPT 32u
 /* Pacing (sched_set_pacing): an agent may get up to PACE_LAG bytes (at
  * weight 100) ahead of its share of what a contending agent gets, and an

@@ -131,7 +131,7 @@ int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
     if (!l || l->engine != e || l->inflight >= RLOCAL_MAX ||
         io_uring_sq_space_left(&l->ring) < 2)    /* a read and the poll */
         return -EAGAIN;
-    struct re_read *r = re_read_new(e, req, agent, fd, off, size, mine, false);
+    struct re_read *r = re_read_new(e, req, agent, fd, off, size, mine, true);
     if (!r)
         return -ENOMEM;
     if ((r->timed = timed))
@@ -140,7 +140,10 @@ int rengine_read_here(struct rengine *e, uint64_t agent, fuse_req_t req, int fd,
 
     l->inflight++;
     /* The ring tries the read at once: from the page cache it completes
-     * here, and is answered here. Else the device starts on it now. Taking
+     * here, and is answered here. Else the device starts on it now. (A
+     * large read is spliced: io_uring's workers do that, and the worker
+     * answers it when it completes; a copy of it would cost more than the
+     * hand-off.) Taking
      * the events also takes a completion of a poll that fired while the
      * worker waited in epoll, so the wait for this read arms a live one. */
     io_uring_submit_and_get_events(&l->ring);

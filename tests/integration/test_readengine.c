@@ -695,6 +695,10 @@ TEST_R(lone_agent_reads_on_worker_rings_are_right)
               "direct_bytes %.0f for %.0f direct reads", read_field("a", "direct_bytes"), direct);
     cr_assert_eq(scheduled_reads("a"), 0, "%.0f reads of a lone agent were scheduled "
                  "(%.0f on the workers' rings)", scheduled_reads("a"), direct);
+    /* The whole reads of the two large files, to their odd ends, were
+     * spliced (fs/rpipe.h) on the rings. */
+    cr_assert(read_field("a", "spliced_reads") > 0,
+              "no large read of a lone agent was spliced (%.0f direct reads)", direct);
     for (int i = 0; i < N; i++)
         free(want[i]);
 }
