@@ -81,7 +81,7 @@ static int make_pipe(struct rpipe_pool *p, int fds[2])
     int rc = size_pipe(fds[0]);
     unsigned want = __atomic_load_n(&p->bytes, __ATOMIC_RELAXED);
     if (rc >= 0 && ((unsigned)rc < RPIPE_MIN_BYTES || (want && (unsigned)rc < want)))
-        rc = -ENOSYS;       /* the limit went down meanwhile: no new pipes */
+        rc = -ENOSYS;       /* smaller than the pool's pipes: stop splicing */
     else if (rc >= 0 && fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0)
         rc = -errno;
     if (rc >= 0) {

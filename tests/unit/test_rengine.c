@@ -6,7 +6,9 @@
  * agents read within 10 ms", which back-to-back calls always are. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "fs/rengine_i.h"
@@ -118,4 +120,35 @@ Test(rengine, light_read_on_a_ring_starts_the_guard_only_from_the_device,
     cr_assert_eq(st.engaged, 1, "the guard started while off (engaged %llu)",
                  (unsigned long long)st.engaged);
     cr_assert(!st.active, "the guard holds while off");
+}
+
+/* A spliced read whose splice the layer's filesystem refuses (EINVAL
+ * before any byte) is queued again as a read into memory; a read that got
+ * bytes, or a small one, is not spliced or not turned back. The read is
+ * put on a ring of the test's own and never submitted. */
+Test(rengine, refused_splice_becomes_a_read_into_memory, .init = start, .fini = stop)
+{
+    struct io_uring ring;
+    cr_assert_eq(io_uring_queue_init(4, &ring, 0), 0);
+    struct re_count mine = { 0 };
+    struct re_read *r = re_read_new(engine, NULL, AGENT_A, 0, 0, 256 * 1024, &mine, true);
+    cr_assert_not_null(r);
+    cr_assert(r->pipe[0] >= 0 && !r->buf, "a 256 KiB read was not given a pipe");
+    cr_assert(re_read_submit(&ring, r));
+    struct io_uring_sqe *sqe = &ring.sq.sqes[0];
+    cr_assert_eq(sqe->opcode, IORING_OP_SPLICE);
+
+    cr_assert_not(re_read_progress(&ring, r, -EINVAL), "the refused splice ended the read");
+    cr_assert(r->pipe[0] == -1 && r->buf, "the read still has a pipe, or no buffer");
+    cr_assert_eq(ring.sq.sqes[1].opcode, IORING_OP_READ, "the read was not queued again");
+    /* Refused again, now as a read: that is the read's error. */
+    cr_assert(re_read_progress(&ring, r, -EINVAL));
+
+    struct re_read *small = re_read_new(engine, NULL, AGENT_A, 0, 0, 4096, &mine, true);
+    cr_assert(small->pipe[0] == -1 && small->buf, "a 4 KiB read was given a pipe");
+    for (struct re_read *x = r; x; x = x == r ? small : NULL) {
+        free(x->buf);
+        free(x);
+    }
+    io_uring_queue_exit(&ring);
 }

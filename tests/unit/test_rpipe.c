@@ -41,8 +41,10 @@ Test(rpipe, reads_that_fit_and_reads_that_do_not)
     rpipe_put(p, fds);
     cr_assert_eq(rpipe_get(p, 0, bytes, fds), -E2BIG, "a read as large as the pipe fit");
     cr_assert(fds[0] == -1 && fds[1] == -1, "a refused get left fds %d %d", fds[0], fds[1]);
-    /* Unaligned, a read spans one page more. */
+    /* Nor at an odd offset, where the read spans one page more. */
     cr_assert_eq(rpipe_get(p, 100, bytes - 4096, fds), -E2BIG);
+    cr_assert_eq(rpipe_get(p, 100, big, fds), 0, "%zu bytes at offset 100", big);
+    rpipe_put(p, fds);
     cr_assert_eq(rpipe_get(p, 0, 0, fds), -E2BIG, "an empty read took a pipe");
     cr_assert_eq(rpipe_get(p, -1, 4096, fds), -E2BIG, "a negative offset took a pipe");
     rpipe_pool_free(p);
