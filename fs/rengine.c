@@ -4,9 +4,10 @@
  * thread is the ring's only submitter: it moves new reads into the
  * scheduler, dispatches what the scheduler allows while fewer than
  * INFLIGHT_UNEQUAL reads (max_inflight when the agents reading are
- * alike) are in the ring, and answers each completion with
- * fuse_reply_buf from its own thread (libfuse allows a reply from any
- * thread). Control calls (agent add/set/remove/stats) are commands the
+ * alike) are in the ring, and answers each completion from its own thread
+ * (libfuse allows a reply from any thread): fuse_reply_data from the pipe
+ * of a spliced read (fs/rpipe.h), fuse_reply_buf from the buffer of any
+ * other. Control calls (agent add/set/remove/stats) are commands the
  * engine thread carries out, so the scheduler needs no lock of its own. */
 #include <errno.h>
 #include <stdio.h>

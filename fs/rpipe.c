@@ -58,12 +58,13 @@ static int pipe_max_size(void)
     return v;
 }
 
-/* Sizes a new pipe: RPIPE_BYTES, else as much as the kernel allows. The
- * size it got, or -errno. */
-static int size_pipe(int fd)
+/* Sizes a new pipe: to known, the size of the pool's pipes once there is
+ * one; before, RPIPE_BYTES, else as much as the kernel allows. The size it
+ * got, or -errno. */
+static int size_pipe(int fd, unsigned known)
 {
-    int got = fcntl(fd, F_SETPIPE_SZ, (int)RPIPE_BYTES);
-    if (got < 0 && errno == EPERM) {
+    int got = fcntl(fd, F_SETPIPE_SZ, (int)(known ? known : RPIPE_BYTES));
+    if (got < 0 && errno == EPERM && !known) {
         int max = pipe_max_size();
         got = max > 0 ? fcntl(fd, F_SETPIPE_SZ, max) : -1;
     }
@@ -78,8 +79,8 @@ static int make_pipe(struct rpipe_pool *p, int fds[2])
         fds[0] = fds[1] = -1;
         return -errno;
     }
-    int rc = size_pipe(fds[0]);
     unsigned want = __atomic_load_n(&p->bytes, __ATOMIC_RELAXED);
+    int rc = size_pipe(fds[0], want);
     if (rc >= 0 && ((unsigned)rc < RPIPE_MIN_BYTES || (want && (unsigned)rc < want)))
         rc = -ENOSYS;       /* smaller than the pool's pipes: stop splicing */
     else if (rc >= 0 && fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0)
@@ -161,9 +162,4 @@ unsigned rpipe_pool_kept(struct rpipe_pool *p)
     unsigned n = p->n;
     pthread_mutex_unlock(&p->mu);
     return n;
-}
-
-bool rpipe_pool_on(struct rpipe_pool *p)
-{
-    return p && !__atomic_load_n(&p->off, __ATOMIC_RELAXED);
 }

@@ -46,8 +46,7 @@ int rpipe_get(struct rpipe_pool *p, long long off, size_t size, int fds[2]);
  * the pool has room, else closed. fds[0] < 0 is a no-op. */
 void rpipe_put(struct rpipe_pool *p, const int fds[2]);
 
-/* Pipes the pool keeps now; whether it is on. For tests and status. */
+/* Pipes the pool keeps now (for tests). */
 unsigned rpipe_pool_kept(struct rpipe_pool *p);
-bool rpipe_pool_on(struct rpipe_pool *p);
 
 #endif

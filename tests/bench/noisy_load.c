@@ -165,6 +165,7 @@ static int run_rand(int secs, double rate)
         printf("p99_us %.0f\n", sorted[(size_t)((double)(n - 1) * 0.99)] * 1e6);
         printf("max_us %.0f\n", sorted[n - 1] * 1e6);
     }
+    free(sorted);
     for (size_t i = 0; i < n; i++)
         printf("lat_us %.0f\n", lat[i] * 1e6);
     return 0;

@@ -146,9 +146,9 @@ Test(rengine, refused_splice_becomes_a_read_into_memory, .init = start, .fini = 
 
     struct re_read *small = re_read_new(engine, NULL, AGENT_A, 0, 0, 4096, &mine, true);
     cr_assert(small->pipe[0] == -1 && small->buf, "a 4 KiB read was given a pipe");
-    for (struct re_read *x = r; x; x = x == r ? small : NULL) {
-        free(x->buf);
-        free(x);
-    }
+    free(r->buf);
+    free(r);
+    free(small->buf);
+    free(small);
     io_uring_queue_exit(&ring);
 }
