@@ -77,7 +77,7 @@ static void evict(int view_fd, const char *rel, off_t off, off_t len)
 static void *seq_job(void *arg)
 {
     unsigned job = (unsigned)(uintptr_t)arg;
-    char *buf = malloc(CHUNK);
+    char *buf = aligned_alloc(4096, CHUNK);   /* page-aligned, as dd's */
     if (!buf)
         exit(1);
     for (unsigned k = 0; now() < t_end; k++) {
