@@ -348,8 +348,9 @@ static void op_status(struct daemon *d, struct conn *c)
     cJSON_AddStringToObject(r, "state", d->vol.state_dir);
     cJSON_AddNumberToObject(r, "started", (double)d->started);
     cJSON_AddNumberToObject(r, "uptime_s", (double)(now - d->started));
-    /* loop, control, workers, and the engine, prefetch and journal threads */
-    cJSON_AddNumberToObject(r, "threads", d->nworkers + 2 + (d->vol.rengine ? 1 : 0) +
+    /* loop, control, workers, and the engine's, prefetch and journal threads */
+    cJSON_AddNumberToObject(r, "threads", d->nworkers + 2 +
+                                          (d->vol.rengine ? rengine_threads(d->vol.rengine) : 0) +
                                           (d->vol.prefetch ? 1 : 0) +
                                           (d->vol.journal ? 1 : 0));
     cJSON *a = cJSON_AddArrayToObject(r, "agents");

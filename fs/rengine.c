@@ -4,10 +4,10 @@
  * thread is the ring's only submitter: it moves new reads into the
  * scheduler, dispatches what the scheduler allows while fewer than
  * INFLIGHT_UNEQUAL reads (max_inflight when the agents reading are
- * alike) are in the ring, and answers each completion from its own thread
- * (libfuse allows a reply from any thread): fuse_reply_data from the pipe
- * of a spliced read (fs/rpipe.h), fuse_reply_buf from the buffer of any
- * other. Control calls (agent add/set/remove/stats) are commands the
+ * alike) are in the ring, and answers each completion (libfuse allows a
+ * reply from any thread): a spliced read (fs/rpipe.h) on one of its answer
+ * threads (fs/rreply.h), with fuse_reply_data from the pipe; any other
+ * from its own thread, with fuse_reply_buf. Control calls (agent add/set/remove/stats) are commands the
  * engine thread carries out, so the scheduler needs no lock of its own. */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +24,7 @@
 #include "fs/rpipe.h"
 #include "fs/rengine_i.h"
 #include "fs/rguard.h"
+#include "fs/rreply.h"
 
 #define TAG_WAKE UINT64_MAX       /* user_data of the eventfd read */
 /* Reads in the ring while the agents reading differ (sched_symmetric):
@@ -47,6 +48,9 @@
  * memory costs more than that hand-off (one agent, 4 readers of cold
  * files: 884-927 MiB/s spliced against 650-827 copied, 3 alternating runs). */
 #define PIPES_KEPT 32u
+/* Threads that answer spliced reads (fs/rreply.h): one per CPU, so that
+ * the copies into the readers' page caches run on every CPU at once. */
+#define REPLY_THREADS_MAX 4u
 /* Pacing (sched_set_pacing): an agent may get up to PACE_LAG bytes (at
  * weight 100) ahead of its share of what a contending agent gets, and an
  * agent contends for PACE_IDLE_NS after its last read ended. 15 ms covers
@@ -99,6 +103,7 @@ struct rengine {
     int efd;
     uint64_t efd_val;             /* engine thread: target of the wake read */
     struct rpipe_pool *pipes;     /* spliced reads' pipes (any thread) */
+    struct rreply *replies;       /* answer spliced reads (with pipes) */
     unsigned max_inflight;
     unsigned inflight;            /* engine thread */
     struct sched *sched;          /* engine thread */
@@ -231,6 +236,12 @@ void re_read_answer(struct re_read *r, int res)
     rpipe_put(r->pipes, r->pipe);
     free(r->buf);
     free(r);
+}
+
+/* rreply_fn of the engine's answer threads. */
+static void answer_spliced(void *item, int res)
+{
+    re_read_answer(item, res);
 }
 
 /* In-flight reads of one agent: removal waits for them to end. */
@@ -560,7 +571,9 @@ static void *engine_main(void *arg)
             rguard_undispatch(&e->guard, r->size);
             rguard_read_done(&e->guard, r->size, t - r->sub_ns, t);
             sched_done(e->sched, r->agent, t);
-            re_read_answer(r, re_read_result(r, cqe->res));
+            int res = re_read_result(r, cqe->res);
+            if (res <= 0 || r->pipe[0] < 0 || rreply_push(e->replies, r, res) < 0)
+                re_read_answer(r, res);
         }
         io_uring_cq_advance(&e->ring, n);
         if (e->removing)
@@ -594,6 +607,12 @@ int rengine_start(struct rengine **out, unsigned max_inflight)
     e->efd = eventfd(0, EFD_CLOEXEC);
     int rc = (!e->flights || !e->sched || (splice && !e->pipes)) ? -ENOMEM :
              e->efd < 0 ? -errno : 0;
+    if (rc == 0 && e->pipes) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned n = cpus < 1 ? 1u : cpus > (long)REPLY_THREADS_MAX ? REPLY_THREADS_MAX
+                                                                    : (unsigned)cpus;
+        rc = rreply_start(&e->replies, n, answer_spliced);
+    }
     if (rc < 0)
         goto fail;
     const char *tp = getenv("LANEFS_RENGINE_TRACE");
@@ -616,6 +635,7 @@ int rengine_start(struct rengine **out, unsigned max_inflight)
     *out = e;
     return 0;
 fail:
+    rreply_stop(e->replies);
     if (e->efd >= 0)
         close(e->efd);
     sched_free(e->sched);
@@ -640,6 +660,11 @@ static int command(struct rengine *e, struct re_cmd *c)
     return c->rc;
 }
 
+unsigned rengine_threads(const struct rengine *e)
+{
+    return 1 + rreply_threads(e->replies);
+}
+
 void rengine_stop(struct rengine *e)
 {
     if (!e)
@@ -647,6 +672,7 @@ void rengine_stop(struct rengine *e)
     struct re_cmd c = { .op = CMD_STOP };
     command(e, &c);
     pthread_join(e->thread, NULL);   /* it closes its ring */
+    rreply_stop(e->replies);         /* answers what it still holds */
     close(e->efd);
     sched_free(e->sched);
     rpipe_pool_free(e->pipes);

@@ -18,6 +18,8 @@ struct rengine;
 /* Starts the engine thread with its ring (at most max_inflight reads in
  * the device queue). Call with signals already blocked. 0 or -errno. */
 int  rengine_start(struct rengine **out, unsigned max_inflight);
+/* Threads the engine runs: its own and its answer threads (rreply.h). */
+unsigned rengine_threads(const struct rengine *e);
 /* Stops the thread; every agent must have been removed. */
 void rengine_stop(struct rengine *e);
 
