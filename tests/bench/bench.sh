@@ -361,10 +361,9 @@ check_lower_big() {
 
 # --- workloads 1-3 and 5 -----------------------------------------------------
 
-# Reads, small files and the untar share one mount: none of them leaves
-# private state behind that would change the next one.
-run_io() {
-    local sys=$1 r=$2 tag="r$2-io" v d n t0 t1
+# Workloads 1 and 2 on one mount: reading leaves nothing behind.
+run_reads() {
+    local sys=$1 r=$2 tag="r$2-rd" v
     mount_view "$sys" "$tag"
     drop_caches
     v=$(step "$TOOL" seqread "$VIEW/big.bin");  record seq_cold "$sys" "$v"
@@ -375,6 +374,14 @@ run_io() {
     v=$(step "$TOOL" randread "$VIEW/big.bin" "$RAND_COUNT" "$((RAND_SEED + r))"); record rand1_cold "$sys" "$v"
     drop_caches
     v=$(step "$TOOL" randread "$VIEW/big.bin" "$RAND_COUNT" "$((RAND_SEED + r))" "$RAND_JOBS"); record rand4_cold "$sys" "$v"
+    umount_view "$sys" "$tag"
+}
+
+# Workloads 3 and 5 on one mount: none of them leaves private state behind
+# that would change the next one.
+run_files() {
+    local sys=$1 r=$2 tag="r$2-io" d n t0 t1 v
+    mount_view "$sys" "$tag"
 
     # Small files in a new directory of the view.
     d=$VIEW/small-$tag
@@ -917,16 +924,20 @@ main() {
     done
 
     t0=$SECONDS
-    # Runs are interleaved across systems, so a drift of the machine over the
-    # run (other load, disk state) spreads over all columns alike.
+    # Each workload is taken by every system in turn before the next one,
+    # and the order of the systems rotates from run to run: this disk's speed
+    # drifts by a factor of two within minutes, so a system measured a minute
+    # later than another, or always second, would carry that drift in its
+    # ratios. Taken in turns, neighbouring columns of a row are seconds
+    # apart, and no system is always first.
+    local w n=${#SYSTEMS[@]} k
     for ((r = 1; r <= RUNS; r++)); do
-        for s in "${SYSTEMS[@]}"; do
-            log "run $r/$RUNS: $s ($((SECONDS - t0)) s)"
-            run_io "$s" "$r"
-            run_find "$s" "$r"
-            run_append "$s" "$r"
-            run_overwrite "$s" "$r"
-            run_agents "$s" "$r"
+        for w in reads files find append overwrite agents; do
+            for ((k = 0; k < n; k++)); do
+                s=${SYSTEMS[$(((k + r - 1) % n))]}
+                log "run $r/$RUNS: $w, $s ($((SECONDS - t0)) s)"
+                "run_$w" "$s" "$r"
+            done
         done
     done
     log "measured in $((SECONDS - t0)) s"
