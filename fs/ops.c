@@ -93,6 +93,11 @@ static void ovl_init(void *userdata, struct fuse_conn_info *conn)
     conn->max_write = OVL_MAX_IO;       /* libfuse derives max_pages from it */
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
         conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+    /* Requests arrive by one read(). libfuse's default with write_buf is
+     * to splice each request into a pipe and read its header from there:
+     * two system calls for every request, to save one copy of large
+     * writes' data only (docs/performance.md). */
+    conn->want &= ~FUSE_CAP_SPLICE_READ;
 }
 
 static void ovl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
