@@ -571,8 +571,12 @@ static void *engine_main(void *arg)
             rguard_undispatch(&e->guard, r->size);
             rguard_read_done(&e->guard, r->size, t - r->sub_ns, t);
             sched_done(e->sched, r->agent, t);
+            /* While the guard holds, small reads wait for CPUs as much as
+             * for the device: the streams' copies then stay on this one
+             * thread, leaving the other CPUs to the small reads' wake-ups. */
             int res = re_read_result(r, cqe->res);
-            if (res <= 0 || r->pipe[0] < 0 || rreply_push(e->replies, r, res) < 0)
+            if (res <= 0 || r->pipe[0] < 0 || rguard_active(&e->guard, t) ||
+                rreply_push(e->replies, r, res) < 0)
                 re_read_answer(r, res);
         }
         io_uring_cq_advance(&e->ring, n);

@@ -7,7 +7,9 @@
  * another, and with 8 agents streaming that thread was what the volume's
  * throughput waited for (busy 85% of a run that got 489 MB/s, 40% of runs
  * that got 1.35-1.43 GB/s; docs/readengine.md). The engine thread hands
- * such answers to these threads instead and goes back to its ring.
+ * such answers to these threads instead and goes back to its ring, except
+ * while the latency guard holds (rguard.h): then the streams' copies stay
+ * on the engine thread, and the other CPUs are free for small reads.
  *
  * Items are answered in the order they were pushed, each exactly once, by
  * whichever thread is free; rreply_stop answers what is still queued
