@@ -5,10 +5,11 @@
  * scheduler, dispatches what the scheduler allows while fewer than
  * INFLIGHT_UNEQUAL reads (max_inflight when the agents reading are
  * alike) are in the ring, and answers each completion (libfuse allows a
- * reply from any thread): a spliced read (fs/rpipe.h) on one of its answer
- * threads (fs/rreply.h), with fuse_reply_data from the pipe; any other
- * from its own thread, with fuse_reply_buf. Control calls (agent add/set/remove/stats) are commands the
- * engine thread carries out, so the scheduler needs no lock of its own. */
+ * reply from any thread): a spliced read (fs/rpipe.h) with fuse_reply_data
+ * from its pipe, on one of the answer threads (fs/rreply.h) unless the
+ * latency guard holds; any other read from its own thread, with
+ * fuse_reply_buf. Control calls (agent add/set/remove/stats) are commands
+ * the engine thread carries out, so the scheduler needs no lock of its own. */
 #include <errno.h>
 #include <stdio.h>
 #include <liburing.h>
