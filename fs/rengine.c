@@ -37,7 +37,7 @@
 /* Reads this large are done by io_uring's workers (IOSQE_ASYNC), several
  * at once, instead of first by the engine thread at submission: copying a
  * large read out of the page cache would hold up every other agent's
- * submissions and answers behind it. The engine thread keeps the reply.
+ * submissions and answers behind it. The engine answers it (rreply.h).
  * Small reads stay inline, where a worker's hand-off would cost more than
  * the copy. 8 agents streaming a cold file at once: 734-919 MB/s (median
  * 881) against 607-974 (726) inline, 5 alternating rounds. */
@@ -614,9 +614,9 @@ int rengine_start(struct rengine **out, unsigned max_inflight)
              e->efd < 0 ? -errno : 0;
     if (rc == 0 && e->pipes) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        unsigned n = cpus < 1 ? 1u : cpus > (long)REPLY_THREADS_MAX ? REPLY_THREADS_MAX
-                                                                    : (unsigned)cpus;
-        rc = rreply_start(&e->replies, n, answer_spliced);
+        unsigned n = cpus < 1 ? 1u : (unsigned)cpus;
+        rc = rreply_start(&e->replies, n < REPLY_THREADS_MAX ? n : REPLY_THREADS_MAX,
+                          answer_spliced);
     }
     if (rc < 0)
         goto fail;
