@@ -24,6 +24,7 @@
 
 #include "fs/daemon_i.h"
 #include "fs/events.h"
+#include "fs/fuseio.h"
 #include "fs/leaseops.h"
 #include "fs/log.h"
 #include "fs/prefetch.h"
@@ -376,6 +377,9 @@ static void op_status(struct daemon *d, struct conn *c)
         cJSON_AddNumberToObject(o, "bytes_written",
             (double)__atomic_load_n(&s->fs.bytes_written, __ATOMIC_RELAXED));
         cJSON_AddItemToObject(o, "handles", handles_json(s));
+        cJSON_AddBoolToObject(o, "killpriv_v2", fuseio_killpriv_v2(&s->fs.io));
+        cJSON_AddNumberToObject(o, "cap_checks",
+            (double)__atomic_load_n(&s->fs.cap_checks, __ATOMIC_RELAXED));
         cJSON *rd = cJSON_AddObjectToObject(o, "read");
         cJSON_AddNumberToObject(rd, "weight", s->read.weight ? s->read.weight : 100);
         cJSON_AddNumberToObject(rd, "rate_limit", (double)s->read.rate_bps);

@@ -33,6 +33,7 @@ struct fuse_session;
 struct cowmap;
 
 #include "fs/config.h"
+#include "fs/fuseio.h"
 #include "fs/pathclass.h"
 #include "fs/quota.h"
 #include "fs/rengine.h"
@@ -141,6 +142,9 @@ struct ovl_fs {
                                              from the page cache at once */
     uint64_t direct_reads, direct_bytes;  /* atomic: ...and the other reads
                                              of a lone agent (worker rings) */
+    struct fuseio io;         /* the session's transport (fuseio.h) */
+    uint64_t cap_checks;      /* atomic: GETXATTRs of security.capability,
+                                 the kernel's check before a write */
 };
 
 /* An open file of the view. */

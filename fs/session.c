@@ -17,6 +17,7 @@
 
 #include "fs/daemon_i.h"
 #include "fs/events.h"
+#include "fs/fuseio.h"
 #include "fs/lockops.h"
 #include "fs/log.h"
 #include "fs/mountinfo.h"
@@ -163,6 +164,10 @@ static int sess_mount(struct daemon *d, const struct sess_opts *o, uint64_t id,
         goto fail_se;
     }
     s->fd = fuse_session_fd(s->se);
+    if ((rc = fuseio_attach(s->se, s->fd, &s->fs.io)) < 0) {
+        snprintf(err, errlen, "cannot set up the FUSE transport: %s", strerror(-rc));
+        goto fail_mount;
+    }
     if (d->vol.rengine && (rc = rengine_agent_add(d->vol.rengine, id, &s->read)) < 0) {
         snprintf(err, errlen, "bad read shaping for %s: %s", s->agent, strerror(-rc));
         goto fail_mount;

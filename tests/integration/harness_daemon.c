@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 pid_t h_daemon_pid(void)
 {
     char *s = h_get(h_str("%s/daemon.pid", H.state));
@@ -24,6 +26,27 @@ int h_threads(pid_t pid)
     char *s = h_get(h_str("/proc/%d/status", (int)pid));
     char *t = s ? strstr(s, "\nThreads:") : NULL;
     return t ? atoi(t + strlen("\nThreads:")) : -1;
+}
+
+cJSON *h_status(void)
+{
+    struct h_res r;
+    cr_assert_eq(h_lanefs(&r, NULL, "status", H.state, "--json", (char *)NULL), 0,
+                 "status --json: %s", r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    cr_assert_not_null(j, "status --json is not JSON: %s", r.out);
+    return j;
+}
+
+cJSON *h_status_agent(cJSON *st, const char *agent)
+{
+    cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(st, "agents")) {
+        cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "agent");
+        if (cJSON_IsString(n) && strcmp(n->valuestring, agent) == 0)
+            return a;
+    }
+    return NULL;
 }
 
 bool h_wait_pid_gone(pid_t pid, int ms)

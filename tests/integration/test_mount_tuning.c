@@ -1,9 +1,13 @@
 /* test_mount_tuning.c - what the daemon sets up for speed: the kernel's
  * read-ahead of each agent mount, raised from its 128 KiB FUSE default to
- * one maximal request, so a sequential reader costs a request per 1008 KiB; and
- * the layer roots' hint to spread their subdirectories over the disk. */
+ * one maximal request, so a sequential reader costs a request per 1008 KiB;
+ * the layer roots' hint to spread their subdirectories over the disk; and
+ * FUSE_HANDLE_KILLPRIV_V2, so writes are not each preceded by a request for
+ * the file's security.capability (fs/fuseio.h). */
 #include "harness.h"
 #include "fs/ops.h"
+
+#include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,4 +75,76 @@ TEST_T(layer_roots_spread_their_subdirectories)
             cr_skip_test("the state directory's filesystem keeps no inode flags");
         cr_assert_eq(f, 1, "%s: FS_TOPDIR_FL not set", roots[i]);
     }
+}
+
+/* Writes count bytes to a new file of mnt, one write() each, then reads
+ * back the agent's killpriv_v2 and cap_checks from status (*checks is the
+ * growth of cap_checks over the writes). */
+static bool small_writes(const char *mnt, const char *agent, int count, double *checks)
+{
+    cJSON *st = h_status();
+    cJSON *a = h_status_agent(st, agent);
+    cr_assert_not_null(a, "status lists no agent %s", agent);
+    double before = cJSON_GetObjectItem(a, "cap_checks")->valuedouble;
+    cJSON_Delete(st);
+
+    char *path = h_str("%s/small-writes", mnt);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    for (int i = 0; i < count; i++)
+        cr_assert_eq(write(fd, "x", 1), 1, "write %d: %s", i, strerror(errno));
+    cr_assert_eq(close(fd), 0);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_size, count, "size %lld after %d writes", (long long)sb.st_size, count);
+
+    st = h_status();
+    a = h_status_agent(st, agent);
+    cr_assert_not_null(a);
+    cJSON *c = cJSON_GetObjectItem(a, "cap_checks"), *k = cJSON_GetObjectItem(a, "killpriv_v2");
+    cr_assert(cJSON_IsNumber(c) && cJSON_IsBool(k), "status: no cap_checks or killpriv_v2");
+    *checks = c->valuedouble - before;
+    bool v2 = cJSON_IsTrue(k);
+    cJSON_Delete(st);
+    return v2;
+}
+
+/* With the flag the kernel checks a file's capabilities once, not before
+ * each of 200 writes; LANEFS_KILLPRIV=off shows what the flag saves. */
+TEST_T(writes_check_capabilities_once_with_killpriv_v2)
+{
+    double checks = 0;
+    h_init((char *)NULL);
+    const char *a = h_mount("a");
+    cr_assert(small_writes(a, "a", 200, &checks), "killpriv_v2 was not negotiated");
+    cr_assert_leq(checks, 2, "%.0f capability checks for 200 writes", checks);
+}
+
+TEST_T(without_killpriv_v2_every_write_is_checked)
+{
+    double checks = 0;
+    char *env[] = { "LANEFS_KILLPRIV=off", NULL };
+    h_init((char *)NULL);
+    const char *a = h_mount_env("a", env);
+    cr_assert_not(small_writes(a, "a", 200, &checks), "killpriv_v2 negotiated while off");
+    cr_assert_geq(checks, 200, "%.0f capability checks for 200 writes", checks);
+}
+
+/* What the flag leaves to the daemon holds: a set-id bit never reaches a
+ * file of the view, so a write has none to drop. */
+TEST_T(no_file_of_a_view_keeps_a_set_id_bit)
+{
+    h_init((char *)NULL);
+    const char *a = h_mount("a");
+    char *path = h_str("%s/setid", a);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 06755);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    cr_assert_eq(write(fd, "x", 1), 1);
+    cr_assert_eq(close(fd), 0);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & (S_ISUID | S_ISGID), 0, "created with mode %o", sb.st_mode);
+    cr_assert_eq(chmod(path, 06755), 0);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & (S_ISUID | S_ISGID), 0, "chmod left mode %o", sb.st_mode);
 }

@@ -161,38 +161,18 @@ static const char *mount_opts(const char *agent, ...)
     return m->mnt;
 }
 
-/* status --json, parsed (caller deletes). */
-static cJSON *status_json(void)
-{
-    struct h_res r;
-    cr_assert_eq(h_lanefs(&r, NULL, "status", H.state, "--json", (char *)NULL), 0,
-                 "status --json: %s", r.err);
-    cJSON *j = cJSON_Parse(r.out);
-    cr_assert_not_null(j, "status --json is not JSON: %s", r.out);
-    return j;
-}
-
 /* "read".FIELD of agent in status st, or -1 when it is not there. */
 static double read_field_of(cJSON *st, const char *agent, const char *field)
 {
-    cJSON *a;
-    double v = -1;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItem(st, "agents")) {
-        cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "agent");
-        if (!cJSON_IsString(n) || strcmp(n->valuestring, agent) != 0)
-            continue;
-        cJSON *f = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(a, "read"), field);
-        if (cJSON_IsNumber(f))
-            v = f->valuedouble;
-    }
-    return v;
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(h_status_agent(st, agent), "read"), field);
+    return cJSON_IsNumber(f) ? f->valuedouble : -1;
 }
 
 /* "read".FIELD of agent in a fresh status, or -1 when it is not there. */
 static double read_field(const char *agent, const char *field)
 {
-    cJSON *st = status_json();
+    cJSON *st = h_status();
     double v = read_field_of(st, agent, field);
     cJSON_Delete(st);
     return v;
@@ -259,7 +239,7 @@ TEST_R(data_read_through_the_engine_is_right)
  * not here (no timing in pass/fail tests). */
 static double status_volume_rate(void)
 {
-    cJSON *st = status_json();
+    cJSON *st = h_status();
     cJSON *v = cJSON_GetObjectItemCaseSensitive(st, "volume_read_rate");
     double r = cJSON_IsNumber(v) ? v->valuedouble : -1;
     cJSON_Delete(st);
@@ -657,7 +637,7 @@ TEST_R(volume_cap_schedules_cached_reads_too)
  * worker read on its own ring), from one status. */
 static void read_counts(const char *agent, double *all, double *sched)
 {
-    cJSON *st = status_json();
+    cJSON *st = h_status();
     *all = read_field_of(st, agent, "reads");
     *sched = *all - read_field_of(st, agent, "cached_reads") -
              read_field_of(st, agent, "direct_reads");
@@ -909,7 +889,7 @@ static void stop_child(pid_t pid)
 /* "read_guard".FIELD of a fresh status (booleans as 0/1), -1 when absent. */
 static double guard_field(const char *field)
 {
-    cJSON *st = status_json();
+    cJSON *st = h_status();
     cJSON *f = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(st, "read_guard"), field);
     double v = cJSON_IsNumber(f) ? f->valuedouble : cJSON_IsBool(f) ? cJSON_IsTrue(f) : -1;
