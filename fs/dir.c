@@ -54,11 +54,29 @@ int dir_slot_prepare(struct ovl_fs *fs, struct ovl_node *parent,
         return rc;
     s->name = name;
     s->layer = ovl_upper_of(s->e.cls);
+    s->dfd = layer_dir(fs, s->layer, prel);
+    if (s->dfd >= 0)            /* the common case: the parent is there */
+        return 0;
     rc = ovl_make_parents(fs, s->layer, s->rel);
     if (rc < 0)
         return rc;
     s->dfd = layer_dir(fs, s->layer, prel);
     return s->dfd < 0 ? s->dfd : 0;
+}
+
+/* The owner the kernel gave an entry the daemon just made in a directory
+ * of mode pmode and group pgid: the daemon's own, or the set-gid parent's
+ * group. */
+static void made_owner(mode_t pmode, gid_t pgid, uid_t *uid, gid_t *gid)
+{
+    static uid_t euid = (uid_t)-1;
+    static gid_t egid = (gid_t)-1;
+    if (__atomic_load_n(&euid, __ATOMIC_RELAXED) == (uid_t)-1) {
+        __atomic_store_n(&egid, getegid(), __ATOMIC_RELAXED);
+        __atomic_store_n(&euid, geteuid(), __ATOMIC_RELAXED);
+    }
+    *uid = __atomic_load_n(&euid, __ATOMIC_RELAXED);
+    *gid = (pmode & S_ISGID) ? pgid : __atomic_load_n(&egid, __ATOMIC_RELAXED);
 }
 
 void dir_slot_done(struct dir_slot *s)
@@ -91,9 +109,15 @@ int dir_slot_commit(struct ovl_fs *fs, struct dir_slot *s,
     }
 
     /* The daemon creates as root: hand the entry to the caller. A set-gid
-     * parent passes its group on, as on any POSIX filesystem. */
+     * parent passes its group on, as on any POSIX filesystem. The chown is
+     * skipped when the entry already has that owner (a caller running as
+     * the daemon's user); the stat below checks the guess. */
     gid_t gid = (s->parent_st.st_mode & S_ISGID) ? s->parent_st.st_gid : ctx->gid;
-    if (fchownat(dfd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+    uid_t has_uid;
+    gid_t has_gid;
+    made_owner(s->parent_st.st_mode, s->parent_st.st_gid, &has_uid, &has_gid);
+    if ((ctx->uid != has_uid || gid != has_gid) &&
+        fchownat(dfd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
         rc = -errno;
         goto fail;
     }
@@ -120,6 +144,10 @@ int dir_slot_commit(struct ovl_fs *fs, struct dir_slot *s,
     }
     if (fstatat(s->dfd, s->name, &s->e.st, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
+    if ((s->e.st.st_uid != ctx->uid || s->e.st.st_gid != gid) &&
+        (fchownat(s->dfd, s->name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+         fstatat(s->dfd, s->name, &s->e.st, AT_SYMLINK_NOFOLLOW) < 0))
+        return -errno;      /* the filesystem chose another group (grpid) */
     s->e.layer = s->layer;
     s->e.upper_whiteout = false;
     s->e.lower_merge = false;

@@ -352,7 +352,7 @@ int ovl_resolve_path(struct ovl_fs *fs, const char *rel, struct ovl_ent *e)
 uint64_t ovl_ent_ino_at(struct ovl_fs *fs, const char *rel,
                         const struct ovl_ent *e, struct ovl_dirfds *c)
 {
-    if (ovl_is_upper(e->layer) && rel[0]) {
+    if (ovl_is_upper(e->layer) && rel[0] && !e->made) {
         char prel[PATH_MAX];
         const char *name = ovl_split(rel, prel, sizeof(prel));
         int dfd = dir_fd(fs, c, e->layer, prel);

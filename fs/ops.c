@@ -417,8 +417,10 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
     rc = dir_slot_prepare(fs, p, name, &s);
     if (rc == 0)
         rc = dir_slot_commit(fs, &s, fuse_req_ctx(req), make, a);
-    if (rc == 0)
+    if (rc == 0) {
+        s.e.made = true;        /* a new inode, never copied up: no origin */
         rc = make_entry(fs, p, name, s.rel, &s.e, &ep);
+    }
     dir_slot_done(&s);
     UN(fs);
     if (rc < 0) {

@@ -175,6 +175,7 @@ struct ovl_ent {
     bool in_lower;            /* a visible lower entry exists at this path */
     bool lower_merge;         /* dir: the lower dir's entries show through */
     bool upper_whiteout;      /* upper holds a whiteout at this path */
+    bool made;                /* a new inode of this request: no origin */
     enum pclass cls;
 };
 

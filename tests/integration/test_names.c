@@ -1,13 +1,17 @@
 /* test_names.c - POSIX behaviour that depends on how names map to kernel
  * inodes: every name of a hard-linked file shows the same attributes after
- * a change through another name, and an open file keeps answering fstat and
- * fchmod after its last name is gone. */
+ * a change through another name, an open file keeps answering fstat and
+ * fchmod after its last name is gone, and a new name belongs to the user
+ * and group that made it. */
 #include "harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define TEST_N(name) Test(names, name, .init = h_setup, .fini = h_teardown, \
@@ -96,4 +100,59 @@ TEST_N(unlinked_open_copy_of_a_lower_file_answers_as_itself)
     cr_assert(S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600, "mode %o", st.st_mode);
     close(fd);
     cr_assert_eq(h_lstat(m("f"), &st), -ENOENT);
+}
+
+/* In a child running as uid:gid, makes a file, a directory, a fifo and a
+ * symlink under dir; exits 0 when all four were made. */
+static void make_as(uid_t uid, gid_t gid, const char *dir)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        /* From inside dir: the test's own directories above the mount
+         * are not searchable by other users. */
+        if (chdir(dir) < 0 || setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+            setresuid(uid, uid, uid) < 0)
+            _exit(2);
+        int fd = open("file", O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0 || close(fd) < 0 || mkdir("dir", 0755) < 0 ||
+            mkfifo("fifo", 0644) < 0 || symlink("file", "link") < 0)
+            _exit(1);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "making entries as %u:%u failed (status 0x%x)", uid, gid, status);
+}
+
+/* The daemon makes every entry as root and hands it over; a caller that is
+ * root itself needs no handing over. Both must end with the caller's
+ * owner, in a directory of the upper and in one of the lower. */
+TEST_N(new_entries_belong_to_their_maker)
+{
+    cr_assert_eq(mkdir(h_str("%s/lowdir", H.lower), 0777), 0);
+    cr_assert_eq(chmod(h_str("%s/lowdir", H.lower), 0777), 0);
+    h_init(NULL);
+    M = h_mount("a");
+    cr_assert_eq(mkdir(m("up"), 0777), 0);
+    cr_assert_eq(chmod(m("up"), 0777), 0);
+    const char *dirs[] = { "up", "lowdir" };
+    const char *names[] = { "file", "dir", "fifo", "link" };
+    for (size_t d = 0; d < 2; d++) {
+        cr_assert_eq(mkdir(m(h_str("%s/root", dirs[d])), 0777), 0);
+        cr_assert_eq(chmod(m(h_str("%s/root", dirs[d])), 0777), 0);
+        cr_assert_eq(mkdir(m(h_str("%s/user", dirs[d])), 0777), 0);
+        cr_assert_eq(chmod(m(h_str("%s/user", dirs[d])), 0777), 0);
+        make_as(0, 0, m(h_str("%s/root", dirs[d])));
+        make_as(1234, 2345, m(h_str("%s/user", dirs[d])));
+        for (size_t i = 0; i < 4; i++) {
+            struct stat r = must_lstat(m(h_str("%s/root/%s", dirs[d], names[i])));
+            struct stat u = must_lstat(m(h_str("%s/user/%s", dirs[d], names[i])));
+            cr_assert(r.st_uid == 0 && r.st_gid == 0, "%s/root/%s is %u:%u", dirs[d],
+                      names[i], r.st_uid, r.st_gid);
+            cr_assert(u.st_uid == 1234 && u.st_gid == 2345, "%s/user/%s is %u:%u",
+                      dirs[d], names[i], u.st_uid, u.st_gid);
+        }
+    }
 }
