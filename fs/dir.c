@@ -69,13 +69,15 @@ int dir_slot_prepare(struct ovl_fs *fs, struct ovl_node *parent,
  * group. */
 static void made_owner(mode_t pmode, gid_t pgid, uid_t *uid, gid_t *gid)
 {
-    static uid_t euid = (uid_t)-1;
+    static uid_t euid = (uid_t)-1;      /* set last, after egid */
     static gid_t egid = (gid_t)-1;
-    if (__atomic_load_n(&euid, __ATOMIC_RELAXED) == (uid_t)-1) {
+    uid_t u = __atomic_load_n(&euid, __ATOMIC_ACQUIRE);
+    if (u == (uid_t)-1) {
         __atomic_store_n(&egid, getegid(), __ATOMIC_RELAXED);
-        __atomic_store_n(&euid, geteuid(), __ATOMIC_RELAXED);
+        u = geteuid();
+        __atomic_store_n(&euid, u, __ATOMIC_RELEASE);
     }
-    *uid = __atomic_load_n(&euid, __ATOMIC_RELAXED);
+    *uid = u;
     *gid = (pmode & S_ISGID) ? pgid : __atomic_load_n(&egid, __ATOMIC_RELAXED);
 }
 

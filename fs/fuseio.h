@@ -10,7 +10,7 @@
  * capabilities on write, truncate and chown) holds by construction here:
  * no file of a view carries a set-id bit (ops.c strips them on create,
  * chmod and copy-up) and a view shows no security.* attribute
- * (docs/performance.md, "Fewer requests per write").
+ * (docs/performance.md, "What changed").
  *
  * The transport watches the kernel's INIT request for the flags it offers
  * and adds FUSE_HANDLE_KILLPRIV_V2 to libfuse's INIT answer when the kernel
