@@ -23,15 +23,15 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
     ssize_t n = read(fd, buf, len);
     struct fuseio *io = io_of(userdata);
     /* Only the first request can be INIT; after it this is one load. */
-    if (n >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
-                       sizeof(uint32_t)) &&
-        !io->off && !__atomic_load_n(&io->init_done, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&io->phase, __ATOMIC_RELAXED) == FUSEIO_WAIT_INIT &&
+        n >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
+                       sizeof(uint32_t))) {
         const struct fuse_in_header *h = buf;
         if (h->opcode == FUSE_INIT) {
             const struct fuse_init_in *in = (const void *)(h + 1);
             io->init_unique = h->unique;
             io->offered = in->flags;
-            __atomic_store_n(&io->init_pending, true, __ATOMIC_RELEASE);
+            __atomic_store_n(&io->phase, FUSEIO_ANSWERING, __ATOMIC_RELEASE);
         }
     }
     return n;
@@ -40,15 +40,13 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
     struct fuseio *io = io_of(userdata);
-    if (!__atomic_load_n(&io->init_pending, __ATOMIC_ACQUIRE) || count != 2 ||
-        iov[0].iov_len != sizeof(struct fuse_out_header))
+    if (__atomic_load_n(&io->phase, __ATOMIC_ACQUIRE) != FUSEIO_ANSWERING || count != 2 ||
+        iov[0].iov_len != sizeof(struct fuse_out_header) ||
+        ((const struct fuse_out_header *)iov[0].iov_base)->unique != io->init_unique)
         return writev(fd, iov, count);
 
+    __atomic_store_n(&io->phase, FUSEIO_DONE, __ATOMIC_RELAXED);
     const struct fuse_out_header *oh = iov[0].iov_base;
-    if (oh->unique != io->init_unique)
-        return writev(fd, iov, count);
-    __atomic_store_n(&io->init_pending, false, __ATOMIC_RELAXED);
-    __atomic_store_n(&io->init_done, true, __ATOMIC_RELAXED);
     struct fuse_init_out out;
     size_t len = iov[1].iov_len;
     if (oh->error != 0 || !(io->offered & FUSE_HANDLE_KILLPRIV_V2) ||
@@ -71,7 +69,7 @@ static ssize_t io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_
     return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-int fuseio_attach(struct fuse_session *se, int fd, struct fuseio *io)
+int fuseio_attach(struct fuse_session *se, int fd)
 {
     static const struct fuse_custom_io ops = {
         .read = io_read,
@@ -80,7 +78,8 @@ int fuseio_attach(struct fuse_session *se, int fd, struct fuseio *io)
         .splice_send = io_splice,
     };
     const char *env = getenv("LANEFS_KILLPRIV");
-    io->off = env && !strcmp(env, "off");
+    if (env && !strcmp(env, "off"))
+        return 0;
     return fuse_session_custom_io(se, &ops, fd);
 }
 

@@ -23,21 +23,27 @@
 
 struct fuse_session;
 
+/* Where a session is in its INIT exchange. */
+enum fuseio_phase {
+    FUSEIO_WAIT_INIT,       /* no INIT read yet */
+    FUSEIO_ANSWERING,       /* INIT read, its answer not yet sent */
+    FUSEIO_DONE,            /* INIT answered: everything passes through */
+};
+
 /* One session's transport state; zeroed with its ovl_fs. */
 struct fuseio {
-    bool off;               /* LANEFS_KILLPRIV=off: pass everything through */
-    bool init_pending;      /* atomic: INIT read, its answer not yet sent */
-    bool init_done;         /* atomic: INIT answered */
-    uint64_t init_unique;   /* the INIT request's id (set before pending) */
+    int phase;              /* atomic: enum fuseio_phase */
+    uint64_t init_unique;   /* the INIT request's id (set before ANSWERING) */
     uint32_t offered;       /* the kernel's INIT flags */
     bool killpriv_v2;       /* atomic: the kernel was told the flag */
 };
 
 /* Routes se's reads and writes of fd (its mounted /dev/fuse descriptor)
- * through the transport; io must be the fuseio inside the ovl_fs that is
- * se's userdata. Call after fuse_session_mount, before the first request
- * is read. 0 or -errno (se is unchanged then). */
-int fuseio_attach(struct fuse_session *se, int fd, struct fuseio *io);
+ * through the transport, whose state is the fuseio inside the ovl_fs that
+ * is se's userdata. With LANEFS_KILLPRIV=off in the environment it leaves
+ * libfuse's own reads and writes in place. Call after fuse_session_mount,
+ * before the first request is read. 0 or -errno (se is unchanged then). */
+int fuseio_attach(struct fuse_session *se, int fd);
 
 /* True when the kernel was told FUSE_HANDLE_KILLPRIV_V2 for this session. */
 bool fuseio_killpriv_v2(const struct fuseio *io);

@@ -164,7 +164,7 @@ static int sess_mount(struct daemon *d, const struct sess_opts *o, uint64_t id,
         goto fail_se;
     }
     s->fd = fuse_session_fd(s->se);
-    if ((rc = fuseio_attach(s->se, s->fd, &s->fs.io)) < 0) {
+    if ((rc = fuseio_attach(s->se, s->fd)) < 0) {
         snprintf(err, errlen, "cannot set up the FUSE transport: %s", strerror(-rc));
         goto fail_mount;
     }

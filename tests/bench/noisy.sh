@@ -34,7 +34,7 @@
 #                 shipped, one with LANEFS_READ_ENGINE=off (reads go straight
 #                 to the lower), in NOISY_PAIRS pairs of turns, the order
 #                 alternating from pair to pair; the figure is the median of
-#                 the pairs' ratios (one turn of each minutes apart put the
+#                 the pairs' ratios (the lower middle one for an even count) (one turn of each minutes apart put the
 #                 disk's drift into the ratio)
 #
 # The data is cold: besides the drop before each phase, the load generator
@@ -440,8 +440,7 @@ unshaped_pairs() {
         ons+=("$ron") offs+=("$roff") ratios+=("$(ratio "$ron" "$roff")")
         log "[lanefs]   engine on $ron MiB/s, off $roff MiB/s"
     done
-    R["lanefs|unshaped-ratio"]=$(printf '%s\n' "${ratios[@]}" | sort -g |
-        awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    R["lanefs|unshaped-ratio"]=$(printf '%s\n' "${ratios[@]}" | pct /dev/stdin 0.5)
     R["lanefs|unshaped-ratios"]=${ratios[*]}
     R["lanefs|unshaped-on"]=${ons[*]} R["lanefs|unshaped-off"]=${offs[*]}
     rm -rf "$WORK/out"

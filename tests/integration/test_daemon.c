@@ -121,14 +121,11 @@ TEST_D(status_and_agents)
     int fd = open(h_str("%s/held", beta), O_RDONLY | O_CLOEXEC);
     cr_assert(fd >= 0);
 
-    cr_assert_eq(h_lanefs(&r, NULL, "status", H.state, "--json", (char *)NULL), 0,
-                 "status --json: %s", r.err);
-    cJSON *st = json_of(r.out, "status --json");
+    cJSON *st = h_status();
     cr_assert_eq(cJSON_GetObjectItem(st, "pid")->valueint, h_daemon_pid());
-    cJSON *agents = cJSON_GetObjectItem(st, "agents");
-    cr_assert_eq(cJSON_GetArraySize(agents), 2, "%s", r.out);
-    cJSON *b = find_agent(agents, "beta");
-    cr_assert_not_null(b, "%s", r.out);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "agents")), 2);
+    cJSON *b = h_status_agent(st, "beta");
+    cr_assert_not_null(b, "status lists no agent beta");
     cr_assert_str_eq(cJSON_GetObjectItem(b, "mountpoint")->valuestring, beta);
     cJSON *q = cJSON_GetObjectItem(b, "quota");
     cr_assert_eq(cJSON_GetObjectItem(q, "bytes_limit")->valuedouble, 10 << 20);
@@ -137,7 +134,7 @@ TEST_D(status_and_agents)
     cJSON *h;
     cJSON_ArrayForEach(h, cJSON_GetObjectItem(b, "handles"))
         seen |= cJSON_GetObjectItem(h, "pid")->valueint == getpid();
-    cr_assert(seen, "the open file of this test is not among beta's handles: %s", r.out);
+    cr_assert(seen, "the open file of this test is not among beta's handles");
     cJSON_Delete(st);
 
     cr_assert_eq(h_lanefs(&r, NULL, "status", H.state, (char *)NULL), 0);
@@ -150,7 +147,7 @@ TEST_D(status_and_agents)
 
     cr_assert_eq(h_lanefs(&r, NULL, "agents", H.state, "--json", (char *)NULL), 0);
     cJSON *ag = json_of(r.out, "agents --json");
-    agents = cJSON_GetObjectItem(ag, "agents");
+    cJSON *agents = cJSON_GetObjectItem(ag, "agents");
     cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(find_agent(agents, "alpha"), "mounted")));
     cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(find_agent(agents, "gone"), "mounted")),
               "%s", r.out);
@@ -538,11 +535,10 @@ TEST_D(concurrent_first_mounts_share_one_daemon)
     }
     pid_t pid = h_daemon_pid();
     cr_assert(pid > 1);
-    struct h_res r;
-    cr_assert_eq(h_lanefs(&r, NULL, "status", H.state, "--json", (char *)NULL), 0);
-    cJSON *st = json_of(r.out, "status --json");
-    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "agents")), N, "%s", r.out);
+    cJSON *st = h_status();
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "agents")), N);
     cJSON_Delete(st);
+    struct h_res r;
     for (int i = 0; i < N; i++) {
         const char *mnt = h_mnt(h_str("c%d", i));
         cr_assert(h_wait_mount(mnt, true, 1000), "%s is not mounted", mnt);

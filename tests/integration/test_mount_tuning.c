@@ -110,7 +110,9 @@ static bool small_writes(const char *mnt, const char *agent, int count, double *
 }
 
 /* With the flag the kernel checks a file's capabilities once, not before
- * each of 200 writes; LANEFS_KILLPRIV=off shows what the flag saves. */
+ * each of 200 writes; LANEFS_KILLPRIV=off shows what the flag saves. What
+ * the flag leaves to the daemon, that no file keeps a set-id bit, is
+ * copyup::setuid_and_setgid_bits_are_stripped. */
 TEST_T(writes_check_capabilities_once_with_killpriv_v2)
 {
     double checks = 0;
@@ -128,23 +130,4 @@ TEST_T(without_killpriv_v2_every_write_is_checked)
     const char *a = h_mount_env("a", env);
     cr_assert_not(small_writes(a, "a", 200, &checks), "killpriv_v2 negotiated while off");
     cr_assert_geq(checks, 200, "%.0f capability checks for 200 writes", checks);
-}
-
-/* What the flag leaves to the daemon holds: a set-id bit never reaches a
- * file of the view, so a write has none to drop. */
-TEST_T(no_file_of_a_view_keeps_a_set_id_bit)
-{
-    h_init((char *)NULL);
-    const char *a = h_mount("a");
-    char *path = h_str("%s/setid", a);
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 06755);
-    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
-    cr_assert_eq(write(fd, "x", 1), 1);
-    cr_assert_eq(close(fd), 0);
-    struct stat sb;
-    cr_assert_eq(stat(path, &sb), 0);
-    cr_assert_eq(sb.st_mode & (S_ISUID | S_ISGID), 0, "created with mode %o", sb.st_mode);
-    cr_assert_eq(chmod(path, 06755), 0);
-    cr_assert_eq(stat(path, &sb), 0);
-    cr_assert_eq(sb.st_mode & (S_ISUID | S_ISGID), 0, "chmod left mode %o", sb.st_mode);
 }
