@@ -19,7 +19,7 @@
 #
 # Environment:
 #   LANEFS             lanefs binary (default: build/lanefs)
-#   AB_ROUNDS          rounds (default 8)
+#   AB_ROUNDS          rounds (default 24)
 #   AB_BIG_MB          size of the lower file in MiB (default 1024)
 #   AB_RAND            random reads per side and run (default 20000)
 #   AB_TURNS           turns per side and run (default 20)
@@ -36,7 +36,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 LANEFS=${LANEFS:-$ROOT/build/lanefs}
 TOOL=$ROOT/build/bench/benchtool
-ROUNDS=${AB_ROUNDS:-8}
+ROUNDS=${AB_ROUNDS:-24}
 BIG_MB=${AB_BIG_MB:-1024}
 RAND=${AB_RAND:-20000}
 TURNS=${AB_TURNS:-20}
