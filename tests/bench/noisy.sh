@@ -34,8 +34,9 @@
 #                 shipped, one with LANEFS_READ_ENGINE=off (reads go straight
 #                 to the lower), in NOISY_PAIRS pairs of turns, the order
 #                 alternating from pair to pair; the figure is the median of
-#                 the pairs' ratios (the lower middle one for an even count) (one turn of each minutes apart put the
-#                 disk's drift into the ratio)
+#                 the pairs' ratios (the lower middle one for an even count).
+#                 One turn of each, minutes apart, put the disk's drift into
+#                 the ratio.
 #
 # The data is cold: besides the drop before each phase, the load generator
 # (noisy_load.c) drops every file it finished (sequential) and every 4 KiB

@@ -140,9 +140,13 @@ void h_rm_rf(const char *path);
 pid_t h_daemon_pid(void);
 /* The Threads: line of /proc/PID/status, or -1. */
 int h_threads(pid_t pid);
+/* text parsed as JSON; asserts that it is, naming what it is in the
+ * message (the caller deletes it). */
+struct cJSON *h_json(const char *text, const char *what);
 /* `lanefs status STATE --json`, parsed (asserts; the caller deletes it). */
 struct cJSON *h_status(void);
-/* The object of agent in the "agents" list of status st, or NULL. */
+/* The object of agent in the "agents" list of st (`status --json` or
+ * `agents --json`), or NULL. */
 struct cJSON *h_status_agent(struct cJSON *st, const char *agent);
 /* Waits up to ms for pid to exit (a zombie counts as gone). */
 bool h_wait_pid_gone(pid_t pid, int ms);

@@ -28,14 +28,19 @@ int h_threads(pid_t pid)
     return t ? atoi(t + strlen("\nThreads:")) : -1;
 }
 
+cJSON *h_json(const char *text, const char *what)
+{
+    cJSON *j = cJSON_Parse(text);
+    cr_assert_not_null(j, "%s is not JSON: %s", what, text);
+    return j;
+}
+
 cJSON *h_status(void)
 {
     struct h_res r;
     cr_assert_eq(h_lanefs(&r, NULL, "status", H.state, "--json", (char *)NULL), 0,
                  "status --json: %s", r.err);
-    cJSON *j = cJSON_Parse(r.out);
-    cr_assert_not_null(j, "status --json is not JSON: %s", r.out);
-    return j;
+    return h_json(r.out, "status --json");
 }
 
 cJSON *h_status_agent(cJSON *st, const char *agent)

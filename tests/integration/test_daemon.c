@@ -25,25 +25,6 @@ static char *sessions_log(void)
     return s ? s : "";
 }
 
-static cJSON *json_of(const char *text, const char *what)
-{
-    cJSON *j = cJSON_Parse(text);
-    cr_assert_not_null(j, "%s is not JSON: %s", what, text);
-    return j;
-}
-
-/* The entry for agent in a list of objects with an "agent" field. */
-static cJSON *find_agent(cJSON *list, const char *agent)
-{
-    cJSON *a;
-    cJSON_ArrayForEach(a, list) {
-        cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "agent");
-        if (cJSON_IsString(n) && strcmp(n->valuestring, agent) == 0)
-            return a;
-    }
-    return NULL;
-}
-
 static void assert_works(const char *mnt, const char *what)
 {
     char *f = h_str("%s/probe-%d", mnt, (int)getpid());
@@ -83,7 +64,7 @@ TEST_D(one_process_serves_all_mounts_with_bounded_threads)
     assert_works(h_mnt("agent99"), "last mount");
 
     /* 100 agents make a long status: ask the socket, not the table. */
-    cJSON *st = json_of(h_ctl("{\"v\":1,\"op\":\"status\"}"), "the status reply");
+    cJSON *st = h_json(h_ctl("{\"v\":1,\"op\":\"status\"}"), "the status reply");
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "agents")), 100);
     cr_assert_eq(cJSON_GetObjectItem(st, "pid")->valueint, pid);
     cJSON_Delete(st);
@@ -146,10 +127,9 @@ TEST_D(status_and_agents)
     close(fd);
 
     cr_assert_eq(h_lanefs(&r, NULL, "agents", H.state, "--json", (char *)NULL), 0);
-    cJSON *ag = json_of(r.out, "agents --json");
-    cJSON *agents = cJSON_GetObjectItem(ag, "agents");
-    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(find_agent(agents, "alpha"), "mounted")));
-    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(find_agent(agents, "gone"), "mounted")),
+    cJSON *ag = h_json(r.out, "agents --json");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(h_status_agent(ag, "alpha"), "mounted")));
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(h_status_agent(ag, "gone"), "mounted")),
               "%s", r.out);
     cJSON_Delete(ag);
     cr_assert_eq(h_lanefs(&r, NULL, "agents", H.state, (char *)NULL), 0);
@@ -334,7 +314,7 @@ TEST_D(serve_and_foreground_mount_refused_while_a_daemon_runs)
 static void assert_err_reply(const char *reply, const char *errname, const char *what)
 {
     cr_assert_not_null(reply, "%s: no reply", what);
-    cJSON *j = json_of(reply, what);
+    cJSON *j = h_json(reply, what);
     cJSON *ok = cJSON_GetObjectItem(j, "ok"), *e = cJSON_GetObjectItem(j, "errno");
     cr_assert(cJSON_IsFalse(ok), "%s: %s", what, reply);
     cr_assert(cJSON_IsString(e) && strcmp(e->valuestring, errname) == 0,
@@ -348,7 +328,7 @@ static void assert_err_reply(const char *reply, const char *errname, const char 
 static void assert_ping(const char *after)
 {
     char *reply = h_ctl("{\"v\":1,\"op\":\"ping\"}");
-    cJSON *j = json_of(reply, "ping");
+    cJSON *j = h_json(reply, "ping");
     cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")), "ping after %s: %s", after, reply);
     cr_assert_eq(cJSON_GetObjectItem(j, "pid")->valueint, h_daemon_pid());
     cr_assert_str_eq(cJSON_GetObjectItem(j, "state")->valuestring, H.state);
@@ -467,7 +447,7 @@ TEST_D(agent_diff_and_reset)
                      "%s", r.out);
     cr_assert_eq(h_lanefs(&r, NULL, "agent", "diff", H.state, "a", "--json",
                           (char *)NULL), 0);
-    cJSON *j = json_of(r.out, "agent diff --json");
+    cJSON *j = h_json(r.out, "agent diff --json");
     cr_assert_str_eq(cJSON_GetObjectItem(j, "agent")->valuestring, "a");
     cJSON *ch = cJSON_GetObjectItem(j, "changes");
     cr_assert_eq(cJSON_GetArraySize(ch), 4);

@@ -94,20 +94,13 @@ static void kill_kid(pid_t pid)
 
 /* ---- running `lanefs journal` ------------------------------------------- */
 
-static cJSON *parse(const char *text, const char *what)
-{
-    cJSON *j = cJSON_Parse(text);
-    cr_assert_not_null(j, "%s: not JSON: %s", what, text);
-    return j;
-}
-
 /* `lanefs journal STATE leaks --json` (exit 0 asserted). */
 static cJSON *leaks(void)
 {
     struct h_res r;
     h_lanefs(&r, NULL, "journal", H.state, "leaks", "--json", (char *)NULL);
     cr_assert_eq(r.code, 0, "leaks: exit %d: %s", r.code, r.err);
-    return parse(r.out, "leaks --json");
+    return h_json(r.out, "leaks --json");
 }
 
 static const char *jstr(const cJSON *o, const char *key)
@@ -182,7 +175,7 @@ static cJSON *records6(const char *cmd, const char *a1, const char *a2,
     char *save = NULL;
     for (char *line = strtok_r(r.out, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save))
-        cJSON_AddItemToArray(list, parse(line, cmd));
+        cJSON_AddItemToArray(list, h_json(line, cmd));
     return list;
 }
 
@@ -294,7 +287,7 @@ TEST_J(clean_run_reports_nothing)
     /* The run is in the journal: stats per agent and a timeline. */
     h_lanefs(&r, NULL, "journal", H.state, "stats", "--json", (char *)NULL);
     cr_assert_eq(r.code, 0, "stats: %s", r.err);
-    cJSON *st = parse(r.out, "stats"), *g;
+    cJSON *st = h_json(r.out, "stats"), *g;
     int agents = 0;
     cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(st, "agents")) {
         if (!jstr(g, "agent"))
@@ -383,7 +376,7 @@ TEST_J(file_open_across_lazy_umount)
     h_lanefs(&r, NULL, "journal", H.state, "leaks", "--open-for", "1s",
              "--json", (char *)NULL);
     cr_assert_eq(r.code, 0, "leaks: %s", r.err);
-    cJSON *root = parse(r.out, "leaks");
+    cJSON *root = h_json(r.out, "leaks");
     cJSON *l = find_leak(root, "handle_open_long", "a", "/model.bin");
     cr_assert_not_null(l, "no handle_open_long: %s", r.out);
     cr_assert_eq(jnum(l, "pid"), pid);
@@ -645,7 +638,7 @@ TEST_J(verify_finds_an_edit)
               "verify: %s", r.out);
     h_lanefs(&r, NULL, "journal", H.state, "verify", "--json", (char *)NULL);
     cr_assert_eq(r.code, 1);
-    cJSON *v = parse(r.out, "verify --json");
+    cJSON *v = h_json(r.out, "verify --json");
     cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(v, "ok")));
     cr_assert_eq(jnum(v, "first_bad"), id);
     cJSON_Delete(v);
