@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # engine_ab.sh - one agent's reads through the read engine against the read
 # path before it (LANEFS_READ_ENGINE=off: the worker reads shared data
-# itself), side by side in the same run.
+# itself), side by side in the same run. With AB_BASE_COMMIT the other side
+# is instead lanefs as built at that commit (say, the last one before the
+# engine), with its own read path.
 #
 # Each round mounts two fresh volumes at once, one with the engine on and
 # one with it off, each over its own copy of the same 1 GiB lower file (the
@@ -25,6 +27,8 @@
 #   AB_TURNS           turns per side and run (default 20)
 #   AB_CONTROL         1: the "off" side runs with the engine on too, to show
 #                      how far apart two identical sides come out
+#   AB_BASE_COMMIT     a commit of this repository: the "off" side runs lanefs
+#                      built from it (git archive into the scratch dir, make)
 #   AB_OUT             markdown table (default: build/engine_ab.md)
 #   AB_TMPDIR          where the scratch dir is made (default: build/)
 #
@@ -41,6 +45,7 @@ BIG_MB=${AB_BIG_MB:-1024}
 RAND=${AB_RAND:-20000}
 TURNS=${AB_TURNS:-20}
 CONTROL=${AB_CONTROL:-0}
+BASE_COMMIT=${AB_BASE_COMMIT:-}
 OUT=${AB_OUT:-$ROOT/build/engine_ab.md}
 TMPDIR_BASE=${AB_TMPDIR:-$ROOT/build}
 TIMEOUT=60
@@ -52,9 +57,10 @@ is_mounted() {
     awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts
 }
 
+# unmount_view DIR [BINARY]
 unmount_view() {
     is_mounted "$1" || return 0
-    timeout "$TIMEOUT" "$LANEFS" umount "$1" >/dev/null 2>&1 || umount -l "$1" 2>/dev/null || true
+    timeout "$TIMEOUT" "${2:-$LANEFS}" umount "$1" >/dev/null 2>&1 || umount -l "$1" 2>/dev/null || true
 }
 
 cleanup() {
@@ -63,7 +69,7 @@ cleanup() {
     set +e
     if [[ -n $WORK && -d $WORK ]]; then
         unmount_view "$WORK/m-on"
-        unmount_view "$WORK/m-off"
+        unmount_view "$WORK/m-off" "${BIN[off]:-}"
         if awk -v w="$WORK/" 'index($2, w) == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
             echo "engine_ab.sh: a mount below $WORK is still there; leaving it" >&2
         else
@@ -83,6 +89,11 @@ trap 'exit 130' INT TERM
 [[ $TURNS =~ ^[1-9][0-9]*$ ]] || die "AB_TURNS must be a positive integer, not '$TURNS'"
 ((RAND >= TURNS * 4)) || die "AB_RAND ($RAND) must be at least 4 reads per turn (AB_TURNS=$TURNS)"
 [[ $CONTROL == 0 || $CONTROL == 1 ]] || die "AB_CONTROL must be 0 or 1, not '$CONTROL'"
+if [[ -n $BASE_COMMIT ]]; then
+    ((CONTROL == 0)) || die "AB_CONTROL=1 and AB_BASE_COMMIT exclude each other"
+    BASE_COMMIT=$(git -C "$ROOT" rev-parse --verify --quiet "$BASE_COMMIT^{commit}") ||
+        die "AB_BASE_COMMIT '${AB_BASE_COMMIT}' is not a commit of $ROOT"
+fi
 
 mkdir -p "$TMPDIR_BASE" "$(dirname "$TOOL")"
 cc -O2 -std=c11 -Wall -Wextra -Werror -pthread -o "$TOOL" "$SCRIPT_DIR/benchtool.c"
@@ -93,17 +104,28 @@ dd if=/dev/urandom of="$WORK/lower1/big.bin" bs=1M count="$BIG_MB" status=none
 cp "$WORK/lower1/big.bin" "$WORK/lower2/big.bin"
 sync
 
+# The binary each side runs (and is unmounted with).
+declare -A BIN=([on]=$LANEFS [off]=$LANEFS)
+if [[ -n $BASE_COMMIT ]]; then
+    echo "engine_ab.sh: building lanefs at ${BASE_COMMIT:0:7}" >&2
+    mkdir "$WORK/base"
+    git -C "$ROOT" archive "$BASE_COMMIT" | tar -x -C "$WORK/base"
+    make -C "$WORK/base" -j"$(nproc)" all >"$WORK/base.log" 2>&1 ||
+        die "building ${BASE_COMMIT:0:7} failed; the end of its log:$(printf '\n'; tail -n 20 "$WORK/base.log")"
+    BIN[off]=$WORK/base/build/lanefs
+fi
+
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # mount_side on|off LOWER: a fresh volume over LOWER, mounted at m-on|m-off.
 mount_side() {
-    local side=$1 lower=$2 engine=on
-    [[ $side == off && $CONTROL == 0 ]] && engine=off
+    local side=$1 lower=$2 engine=on bin=${BIN[$1]}
+    [[ $side == off && $CONTROL == 0 && -z $BASE_COMMIT ]] && engine=off
     rm -rf "$WORK/state-$side"
-    "$LANEFS" init "$WORK/state-$side" --lower "$lower" >/dev/null
-    LANEFS_READ_ENGINE=$engine timeout "$TIMEOUT" "$LANEFS" mount "$WORK/state-$side" \
+    "$bin" init "$WORK/state-$side" --lower "$lower" >/dev/null
+    LANEFS_READ_ENGINE=$engine timeout "$TIMEOUT" "$bin" mount "$WORK/state-$side" \
         --agent a "$WORK/m-$side" >/dev/null
-    is_mounted "$WORK/m-$side" || die "mount with the engine $engine failed"
+    is_mounted "$WORK/m-$side" || die "mount of the $side side failed"
 }
 
 # run_round: both sides mounted at once, the three workloads in turns, each
@@ -125,7 +147,7 @@ run_round() {
     v=$("$TOOL" pair seqread "$a" "$b" "$TURNS")
     echo "seq on ${v% *}" >>"$WORK/results"; echo "seq off ${v#* }" >>"$WORK/results"
     for side in on off; do
-        unmount_view "$WORK/m-$side"
+        unmount_view "$WORK/m-$side" "${BIN[$side]}"
         is_mounted "$WORK/m-$side" && die "the mount at m-$side did not go"
     done
     return 0
@@ -142,6 +164,8 @@ done
     echo "One agent, cold cache, ${BIG_MB} MiB lower file, $ROUNDS rounds of $TURNS turns per side (A B B A ...);"
     if ((CONTROL)); then
         echo "CONTROL RUN: both sides are this build with the engine on; the table shows how far two identical sides come out."
+    elif [[ -n $BASE_COMMIT ]]; then
+        echo "engine on: this build; off: lanefs built at commit \`${BASE_COMMIT:0:7}\` (its own read path, AB_BASE_COMMIT)."
     else
         echo "engine on: this build; off: \`LANEFS_READ_ENGINE=off\` (the read path before the engine)."
     fi
