@@ -106,7 +106,8 @@ bench-noisy: deps bench-deps
 	$(MAKE) all
 	LANEFS=$(abspath $(LANEFS)) tests/bench/noisy.sh
 
-# One agent's reads with the read engine on and off, alternating.
+# One agent's reads with the read engine on and off, alternating
+# (AB_BASE_COMMIT=COMMIT: against lanefs built at that commit instead).
 bench-engine: deps
 	$(MAKE) all
 	LANEFS=$(abspath $(LANEFS)) tests/bench/engine_ab.sh
